@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from .podman_host import CACHE, IMAGE, PodmanHost, podman
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def podman_ready():
+    if shutil.which("podman") is None:
+        pytest.skip("podman is not installed: run tools/prepare-test-env.sh (tools/test.sh does)")
+    if podman("image", "exists", IMAGE, check=False).returncode != 0:
+        pytest.skip(f"test image {IMAGE} missing: run tools/prepare-test-env.sh")
+    if not (CACHE / "mirror" / "vllm.git").is_dir():
+        pytest.skip("vLLM mirror missing: run tools/prepare-test-env.sh")
+
+
+@pytest.fixture
+def bare_host(podman_ready):
+    """A fresh host as users hand it to us: no git, no venv, no GPU."""
+    disks = ("--tmpfs", "/mnt/full:size=1m", "-v", "/usr/share/doc:/mnt/ro:ro")
+    host = PodmanHost(extra_args=disks)
+    yield host
+    host.remove()
+
+
+@pytest.fixture(scope="module")
+def prepared_host(podman_ready):
+    """A host that already has the packages the role installs (git, python3-venv, acl)."""
+    host = PodmanHost()
+    host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
+    fake = "/usr/local/bin/python3.9"  # reports the version of an interpreter too old for 0.30
+    host.sh(f"printf '#!/bin/sh\\necho 3.9.18\\n' > {fake} && chmod 755 {fake}")
+    yield host
+    host.remove()

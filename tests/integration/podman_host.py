@@ -1,0 +1,58 @@
+"""A real, throwaway Debian host in podman, and the role run against it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CACHE = REPO_ROOT / ".cache"
+IMAGE = os.environ.get("VLLM_FLEET_TEST_IMAGE", "localhost/vllm-fleet-host:bookworm")
+
+# Paths that change on every run without being host state: kernel/runtime trees,
+# scratch space, Ansible's own temp files and Python bytecode caches.
+SNAPSHOT_CMD = r"""find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
+ -o -path /tmp -o -path /var/tmp -o -path /root/.ansible -o -name __pycache__ \) -prune \
+ -o -printf '%p %s %T@ %u %g %m\n' | sort"""
+
+
+def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
+
+
+class PodmanHost:
+    def __init__(self, extra_args: tuple[str, ...] = ()) -> None:
+        self.name = f"vllm-fleet-it-{uuid.uuid4().hex[:8]}"
+        podman(
+            "run", "-d", "--name", self.name, "--hostname", self.name, "--stop-timeout=1",
+            "-v", f"{CACHE / 'mirror'}:/srv/mirror:ro",
+            *extra_args, IMAGE, "sleep", "infinity",
+        )  # fmt: skip
+
+    def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
+        return podman("exec", self.name, "bash", "-c", script, check=check)
+
+    def snapshot(self) -> list[str]:
+        return self.sh(SNAPSHOT_CMD).stdout.splitlines()
+
+    def run_role(self, tmp_path: Path, **role_vars: object) -> subprocess.CompletedProcess:
+        """Run site.yml's playbook against this host with the given role variables."""
+        inventory = tmp_path / "hosts.yml"
+        host_vars = {"ansible_connection": "containers.podman.podman"}
+        inventory.write_text(
+            json.dumps({"gpu_hosts": {"hosts": {self.name: host_vars}}}), encoding="utf-8"
+        )
+        extra = tmp_path / "vars.json"
+        extra.write_text(json.dumps(role_vars), encoding="utf-8")
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        return subprocess.run(
+            ["ansible-playbook", "-i", str(inventory), "-e", f"@{extra}",
+             str(REPO_ROOT / "playbooks" / "vllm_source.yml")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
+    def remove(self) -> None:
+        podman("rm", "-f", "-t", "0", self.name, check=False)

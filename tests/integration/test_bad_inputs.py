@@ -1,0 +1,112 @@
+"""Bad input fails early, names the variable and the fix, and changes nothing on the host."""
+
+from __future__ import annotations
+
+import pytest
+
+BASE = {
+    "vllm_source_repo_url": "file:///srv/mirror/vllm.git",
+    "vllm_source_version": "v0.30.0",
+    "vllm_source_target_device": "empty",
+    "vllm_source_require_gpu": False,
+    "vllm_source_min_free_gb": 1,
+}
+
+# A CUDA 13.0 toolkit's nvcc, so the CUDA-build checks get past toolkit discovery.
+FAKE_NVCC = r"""mkdir -p /usr/local/cuda-13.0/bin && ln -s cuda-13.0 /usr/local/cuda &&
+cat > /usr/local/cuda-13.0/bin/nvcc <<'X'
+#!/bin/sh
+echo 'nvcc: NVIDIA (R) Cuda compiler driver'
+echo 'Cuda compilation tools, release 13.0, V13.0.88'
+echo 'Build cuda_13.0.r13.0/compiler.36424714_0'
+X
+chmod 755 /usr/local/cuda-13.0/bin/nvcc"""
+
+BARE_CASES = {
+    "gpu required without a driver": (
+        {"vllm_source_require_gpu": True},
+        ["vllm_source_require_gpu", "nvidia-smi"],
+        "",
+    ),
+    "malformed arch list": (
+        {"vllm_source_target_device": "cuda", "vllm_source_cuda_arch_list": "9.0;sm_90"},
+        ["vllm_source_cuda_arch_list", "sm_90"],
+        FAKE_NVCC,
+    ),
+    "prefix on a full disk": (
+        {"vllm_source_prefix": "/mnt/full/vllm"},
+        ["vllm_source_prefix", "vllm_source_min_free_gb", "GiB"],
+        "",
+    ),
+    "prefix on a read-only disk": (
+        {"vllm_source_prefix": "/mnt/ro/vllm"},
+        ["vllm_source_prefix", "read-only"],
+        "",
+    ),
+    "relative prefix": (
+        {"vllm_source_prefix": "opt/vllm"},
+        ["vllm_source_prefix", "absolute"],
+        "",
+    ),
+    "wrong type": (
+        {"vllm_source_max_jobs": "many"},
+        ["vllm_source_max_jobs", "int"],
+        "",
+    ),
+    "unknown target device": (
+        {"vllm_source_target_device": "rocm"},
+        ["vllm_source_target_device", "cuda, empty"],
+        "",
+    ),
+    "tag that is not a release tag": (
+        {"vllm_source_version": "latest"},
+        ["vllm_source_version", "v0.30.0"],
+        "",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BARE_CASES))
+def test_bad_input_on_a_bare_host(bare_host, tmp_path, case):
+    overrides, expected, setup = BARE_CASES[case]
+    if setup:
+        bare_host.sh(setup)
+    before = bare_host.snapshot()
+    result = bare_host.run_role(tmp_path, **{**BASE, **overrides})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
+    assert bare_host.snapshot() == before, f"{case}: the host changed"
+
+
+PREPARED_CASES = {
+    "tag that does not exist": (
+        {"vllm_source_version": "v0.0.1"},
+        ["Tag 'v0.0.1' does not exist", "vllm_source_version"],
+    ),
+    "python too old for the tag": (
+        {"vllm_source_python": "python3.9"},
+        ["3.9.18", "vllm_source_python", ">=3.10"],
+    ),
+    "tag moved away from the pinned commit": (
+        {"vllm_source_commit": "0123456789abcdef0123456789abcdef01234567"},
+        ["the tag moved", "vllm_source_commit"],
+    ),
+    "repository unreachable": (
+        {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
+        ["Could not read file:///srv/nowhere/vllm.git after 2 tries", "vllm_source_repo_url"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(PREPARED_CASES))
+def test_bad_input_on_a_host_with_git(prepared_host, tmp_path, case):
+    overrides, expected = PREPARED_CASES[case]
+    before = prepared_host.snapshot()
+    result = prepared_host.run_role(tmp_path, **{**BASE, **overrides})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
+    assert prepared_host.snapshot() == before, f"{case}: the host changed"

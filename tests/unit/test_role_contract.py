@@ -1,0 +1,61 @@
+"""The role's inputs: one prefix, one default each, one typed spec each, all in the README."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "vllm_source"
+
+
+def load(path: Path):
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+DEFAULTS = load(ROLE / "defaults" / "main.yml")
+SPEC = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+
+
+def test_every_variable_has_the_role_prefix():
+    assert all(name.startswith("vllm_source_") for name in DEFAULTS)
+
+
+def test_defaults_and_argument_spec_describe_the_same_variables():
+    assert set(DEFAULTS) == set(SPEC)
+
+
+def test_spec_defaults_equal_the_role_defaults():
+    for name, option in SPEC.items():
+        assert option.get("default") == DEFAULTS[name], name
+        assert option.get("type"), f"{name} has no type"
+        assert option.get("description"), f"{name} has no description"
+
+
+def test_readme_lists_every_variable_with_its_default():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {
+        m.group(1): m.group(2).strip()
+        for m in re.finditer(r"^\| `(vllm_source_\w+)` \| (.*?) \|", readme, re.MULTILINE)
+    }
+    assert set(rows) == set(DEFAULTS)
+    for name, default in DEFAULTS.items():
+        shown = rows[name].strip("`")
+        expected = yaml.safe_dump(default, default_flow_style=True).strip().removesuffix("...")
+        assert shown == expected.strip(), f"{name}: README shows {shown!r}, default is {expected!r}"
+
+
+def test_every_variable_the_role_reads_is_an_input_or_derived():
+    derived = set(load(ROLE / "vars" / "main.yml"))
+    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROLE / "tasks").glob("*.yml"))
+    text += "\n".join(p.read_text(encoding="utf-8") for p in (ROLE / "templates").glob("*.j2"))
+    text += (ROLE / "vars" / "main.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"\b(vllm_source_\w+)", text))
+    registered = set(re.findall(r"register: (vllm_source_\w+)", text))
+    facts = set(re.findall(r"^\s+(vllm_source_\w+):", text, re.MULTILINE))
+    unknown = used - set(DEFAULTS) - derived - registered - facts
+    assert not unknown, f"read but never defined: {sorted(unknown)}"
+    unused = set(DEFAULTS) - used
+    assert not unused, f"inputs nothing reads: {sorted(unused)}"
