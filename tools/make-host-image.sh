@@ -7,7 +7,9 @@
 #      crun fails here with "setrlimit RLIMIT_NOFILE" / "cgroups in hybrid mode");
 #   3. debootstraps bookworm (minbase) into REPO/.cache/rootfs and imports it as BASE_IMAGE;
 #   4. builds HOST_IMAGE from tools/host-image/Containerfile: python3, python3-apt, sudo,
-#      ca-certificates and this machine's CA certificates (/usr/local/share/ca-certificates).
+#      openssh-server, ca-certificates and this machine's CA certificates;
+#   5. makes the tests' SSH key in REPO/.cache/ssh (authorized_keys is mounted into hosts)
+#      and their podman network vllm-fleet-test (10.89.77.0/24).
 # Env: DEBIAN_MIRROR (default http://deb.debian.org/debian), FORCE=1.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
@@ -128,11 +130,31 @@ build_host() {
     --label "vllm-fleet.recipe=${recipe}" -t "${HOST_IMAGE}" "${CONTEXT}"
 }
 
+# An SSH key for the tests to log in to their hosts as root (mounted as authorized_keys).
+ensure_ssh_key() {
+  local dir="${CACHE_DIR}/ssh"
+  mkdir -p "${dir}"
+  if [[ ! -f "${dir}/id_ed25519" ]]; then
+    ssh-keygen -q -t ed25519 -N '' -C vllm-fleet-test -f "${dir}/id_ed25519"
+  fi
+  cp "${dir}/id_ed25519.pub" "${dir}/authorized_keys"
+  chmod 644 "${dir}/authorized_keys"
+}
+
+# The test hosts' own podman network, with a fixed subnet so scenarios can pin addresses.
+ensure_test_network() {
+  if ! podman network exists vllm-fleet-test; then
+    podman network create --subnet 10.89.77.0/24 vllm-fleet-test >/dev/null
+  fi
+}
+
 main() {
   require_root
+  ensure_ssh_key
   APT_RECOMMENDS=1 ensure_apt_pkgs podman runc
   ensure_apt_pkgs debootstrap tar
   ensure_containers_conf
+  ensure_test_network
 
   local recipe
   recipe="$(recipe_hash)"

@@ -12,11 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = REPO_ROOT / ".cache"
 IMAGE = os.environ.get("VLLM_FLEET_TEST_IMAGE", "localhost/vllm-fleet-host:bookworm")
 
-# Paths that change on every run without being host state: kernel/runtime trees,
-# scratch space, Ansible's own temp files and Python bytecode caches.
+# Every file's size, mtime, owner and mode; every directory's owner and mode (a
+# directory's mtime only says an entry changed, and entries are listed themselves).
+# Pruned: kernel/runtime trees, scratch space, Ansible's own temp files, bytecode caches.
 SNAPSHOT_CMD = r"""find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -path /run \
  -o -path /tmp -o -path /var/tmp -o -path /root/.ansible -o -name __pycache__ \) -prune \
- -o -printf '%p %s %T@ %u %g %m\n' | sort"""
+ -o -type d -printf 'D %p %u %g %m\n' -o -printf 'F %p %s %T@ %u %g %m\n' | sort"""
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
