@@ -532,6 +532,22 @@ def identity_from_probe(report: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def unusable_checkpoint(path: str) -> Optional[Tuple[str, str]]:
+    """Return (short error, problem) when this user cannot read `path` at all, else None."""
+    if not os.path.isdir(path):
+        return "not a directory", (
+            f"checkpoint {path} is not a directory on this host: fix the path in "
+            "vllm_source_verify_checkpoints or copy the checkpoint there first."
+        )
+    if not os.access(path, os.R_OK | os.X_OK):
+        return "not readable", (
+            f"checkpoint {path} is not readable by user {getpass.getuser()}, who runs vLLM "
+            "(vllm_source_user): make it readable (chmod -R a+rX) or list another path in "
+            "vllm_source_verify_checkpoints."
+        )
+    return None
+
+
 def checkpoint_entries(
     paths: List[str], probed: Dict[str, Dict[str, Any]], vllm_version: str = "this"
 ) -> Tuple[List[Dict[str, Any]], List[str]]:
@@ -539,50 +555,25 @@ def checkpoint_entries(
     entries: List[Dict[str, Any]] = []
     problems: List[str] = []
     for path in paths:
-        if not os.path.isdir(path):
-            entries.append(
-                {
-                    "path": path,
-                    "quantization": None,
-                    "is_modelopt": False,
-                    "hf_quant_config_producer": None,
-                    "error": "not a directory",
-                }
-            )
-            problems.append(
-                f"checkpoint {path} is not a directory on this host: fix the path in "
-                "vllm_source_verify_checkpoints or copy the checkpoint there first."
-            )
-            continue
-        if not os.access(path, os.R_OK | os.X_OK):
-            entries.append(
-                {
-                    "path": path,
-                    "quantization": None,
-                    "is_modelopt": False,
-                    "hf_quant_config_producer": None,
-                    "error": "not readable",
-                }
-            )
-            problems.append(
-                f"checkpoint {path} is not readable by user {getpass.getuser()}, who runs vLLM "
-                "(vllm_source_user): make it readable (chmod -R a+rX) or list another path in "
-                "vllm_source_verify_checkpoints."
-            )
-            continue
-        meta = checkpoint_metadata(path)
-        result = probed.get(path, {"quantization": None, "error": "not probed"})
-        quantization, error = result.get("quantization"), result.get("error")
+        unusable = unusable_checkpoint(path)
+        if unusable:
+            error, problem = unusable
+            quantization, producer = None, None
+        else:
+            meta = checkpoint_metadata(path)
+            result = probed.get(path, {"quantization": None, "error": "not probed"})
+            quantization, error = result.get("quantization"), result.get("error")
+            producer = meta["hf_quant_config_producer"]
+            problem = checkpoint_problem(path, quantization, error, meta, vllm_version)
         entries.append(
             {
                 "path": path,
                 "quantization": quantization,
                 "is_modelopt": is_modelopt_method(quantization),
-                "hf_quant_config_producer": meta["hf_quant_config_producer"],
+                "hf_quant_config_producer": producer,
                 "error": error,
             }
         )
-        problem = checkpoint_problem(path, quantization, error, meta, vllm_version)
         if problem:
             problems.append(problem)
     return entries, problems
@@ -650,7 +641,7 @@ def run_module() -> None:
     env = offline_environment() if params["offline"] else {}
     rc, stdout, stderr = module.run_command(
         [sys.executable, "-I", "-c", PROBE_SCRIPT],
-        data=json.dumps({"checkpoints": [p for p in paths if os.path.isdir(p)]}),
+        data=json.dumps({"checkpoints": [p for p in paths if not unusable_checkpoint(p)]}),
         environ_update=env,
         cwd="/",
     )

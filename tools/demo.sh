@@ -19,6 +19,6 @@ podman run -d --name "$HOST" --hostname "$HOST" --stop-timeout=1 \
   localhost/vllm-fleet-host:bookworm sleep infinity >/dev/null
 [ -n "${KEEP:-}" ] || trap 'podman rm -f -t 0 "$HOST" >/dev/null 2>&1 || true' EXIT
 
-ansible-playbook site.yml -i inventory/demo.yml -l gpu_hosts "$@"
+ansible-playbook site.yml -i inventory/demo/hosts.yml -l gpu_hosts "$@"
 echo
 echo "Demo host $HOST: $([ -n "${KEEP:-}" ] && echo "kept (podman exec -it $HOST bash)" || echo removed)."

@@ -324,3 +324,25 @@ def test_module_file_imports_no_vllm() -> None:
     code = f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'library')!r}); import vllm_verify; "
     code += "assert not [m for m in sys.modules if m.split('.')[0] in ('vllm', 'torch')]"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_checkpoint_entries_flags_a_checkpoint_this_user_cannot_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    monkeypatch.setattr(vv.os, "access", lambda path, mode: path != str(locked))
+    entries, problems = vv.checkpoint_entries([str(locked)], {})
+    assert entries[0]["error"] == "not readable"
+    assert len(problems) == 1
+    assert "not readable by user" in problems[0]
+    assert "vllm_source_user" in problems[0] and "chmod -R a+rX" in problems[0]
+
+
+def test_last_line_skips_pydantics_link_footer() -> None:
+    text = (
+        "1 validation error for ModelConfig\n"
+        "  Value error, Invalid repository ID or local directory specified: '/srv/x'\n"
+        "    For further information visit https://errors.pydantic.dev/2.14/v/value_error\n"
+    )
+    assert vv.last_line(text).startswith("Value error, Invalid repository ID")
