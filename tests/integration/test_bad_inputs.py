@@ -93,6 +93,14 @@ PREPARED_CASES = {
         {"vllm_source_commit": "0123456789abcdef0123456789abcdef01234567"},
         ["the tag moved", "vllm_source_commit"],
     ),
+    "existing torch that is not there": (
+        {"vllm_source_use_existing_torch": True, "vllm_source_venv_system_site_packages": True},
+        ["vllm_source_use_existing_torch", "not importable", "2.13.0"],
+    ),
+    "existing torch without a way to see it": (
+        {"vllm_source_use_existing_torch": True},
+        ["vllm_source_venv_system_site_packages: true", "vllm_source_use_existing_torch: false"],
+    ),
     "repository unreachable": (
         {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
         ["Could not read file:///srv/nowhere/vllm.git after 2 tries", "vllm_source_repo_url"],
