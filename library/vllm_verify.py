@@ -60,6 +60,15 @@ options:
         nothing is fetched from a hub.
     type: bool
     default: true
+  compute_capabilities:
+    description:
+      - Compute capabilities of this host's GPUs, such as C(9.0) (from nvidia_driver_facts).
+        Each checkpoint's method must support every one of them (the method's
+        C(get_min_capability())); with compiled kernels, FP8 checkpoints also need vLLM's
+        CUTLASS FP8 kernels for each (C(cutlass_scaled_mm_supports_fp8)).
+    type: list
+    elements: str
+    default: []
 author: vllm-fleet
 """
 
@@ -162,6 +171,18 @@ checkpoints:
     error:
       description: Last line of vLLM's error for this checkpoint, or null.
       type: str
+min_capabilities:
+  description: The lowest compute capability each ModelOpt method runs on in this vLLM, e.g. C(8.9).
+  type: dict
+  returned: always
+  sample: {"modelopt": "8.0", "modelopt_fp4": "7.5"}
+fp8_kernels:
+  description: >-
+    Per GPU compute capability, whether vLLM's CUTLASS FP8 kernels support it (empty without
+    kernels).
+  type: dict
+  returned: always
+  sample: {"9.0": true}
 """
 
 REQUIRED_MODELOPT_METHODS = ("modelopt", "modelopt_fp4")
@@ -477,6 +498,25 @@ try:
 except Exception as exc:
     report["registry_errors"]["QUANTIZATION_METHODS"] = last(exc)
 
+report["min_capability"] = {}
+for name in report["resolved"]:
+    try:
+        cls = get_quantization_config(name)
+        report["min_capability"][name] = int(cls.get_min_capability())
+    except Exception:
+        report["min_capability"][name] = None
+
+report["fp8_kernels"] = {}
+if report["vllm_c_error"] is None and request.get("capabilities"):
+    try:
+        from vllm import _custom_ops as ops
+        for cap in request["capabilities"]:
+            major, minor = (int(part) for part in cap.split("."))
+            supported = ops.cutlass_scaled_mm_supports_fp8(major * 10 + minor)
+            report["fp8_kernels"][cap] = bool(supported)
+    except Exception as exc:
+        report["fp8_kernels_error"] = last(exc)
+
 report["checkpoints"] = {}
 for path in request.get("checkpoints", []):
     try:
@@ -579,6 +619,51 @@ def checkpoint_entries(
     return entries, problems
 
 
+def capability_text(value: Optional[int]) -> Optional[str]:
+    """vLLM's integer capability (89) as nvidia-smi writes it ("8.9")."""
+    if value is None:
+        return None
+    return f"{value // 10}.{value % 10}"
+
+
+def capability_value(cap: str) -> int:
+    """nvidia-smi's "9.0" as vLLM's integer capability (90)."""
+    major, minor = (int(part) for part in cap.split("."))
+    return major * 10 + minor
+
+
+def gpu_problems(
+    entries: List[Dict[str, Any]],
+    min_capability: Dict[str, Optional[int]],
+    fp8_kernels: Dict[str, bool],
+    capabilities: List[str],
+    vllm_version: str = "this",
+) -> List[str]:
+    """Why a checkpoint's method cannot run on this host's GPUs, one problem per checkpoint."""
+    problems: List[str] = []
+    for entry in entries:
+        method = entry.get("quantization")
+        if not is_modelopt_method(method) or not capabilities:
+            continue
+        needed = min_capability.get(method)
+        too_old = [c for c in capabilities if needed is not None and capability_value(c) < needed]
+        no_fp8 = [c for c in capabilities if method == "modelopt" and fp8_kernels.get(c) is False]
+        if too_old:
+            problems.append(
+                f"checkpoint {entry['path']} is {method}, which vLLM {vllm_version} runs on "
+                f"compute capability {capability_text(needed)} or newer; this host's GPUs have "
+                f"{', '.join(too_old)}: serve it on newer GPUs or drop it from "
+                "vllm_source_verify_checkpoints for this host."
+            )
+        elif no_fp8:
+            problems.append(
+                f"checkpoint {entry['path']} is FP8 (modelopt) but this build's CUTLASS FP8 "
+                f"kernels do not support compute capability {', '.join(no_fp8)}: rebuild with "
+                "vllm_source_cuda_arch_list covering these GPUs (empty = the detected GPUs)."
+            )
+    return problems
+
+
 def evaluate(
     params: Dict[str, Any], report: Dict[str, Any], paths: List[str]
 ) -> Tuple[Dict[str, Any], List[str], List[str]]:
@@ -621,6 +706,19 @@ def evaluate(
     )
     result["checkpoints"] = entries
     problems.extend(checkpoint_problems)
+    min_capability = dict(report.get("min_capability") or {})
+    fp8_kernels = dict(report.get("fp8_kernels") or {})
+    result["min_capabilities"] = {k: capability_text(v) for k, v in sorted(min_capability.items())}
+    result["fp8_kernels"] = fp8_kernels
+    problems.extend(
+        gpu_problems(
+            entries,
+            min_capability,
+            fp8_kernels,
+            list(params.get("compute_capabilities") or []),
+            result["vllm_public_version"],
+        )
+    )
     return result, problems, warnings
 
 
@@ -633,6 +731,7 @@ def run_module() -> None:
             "checkpoints": {"type": "list", "elements": "path", "default": []},
             "require_kernels": {"type": "bool", "default": False},
             "offline": {"type": "bool", "default": True},
+            "compute_capabilities": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
@@ -641,7 +740,12 @@ def run_module() -> None:
     env = offline_environment() if params["offline"] else {}
     rc, stdout, stderr = module.run_command(
         [sys.executable, "-I", "-c", PROBE_SCRIPT],
-        data=json.dumps({"checkpoints": [p for p in paths if not unusable_checkpoint(p)]}),
+        data=json.dumps(
+            {
+                "checkpoints": [p for p in paths if not unusable_checkpoint(p)],
+                "capabilities": params["compute_capabilities"],
+            }
+        ),
         environ_update=env,
         cwd="/",
     )

@@ -308,7 +308,10 @@ def test_main_with_recorded_probe(
     assert out["checkpoints"][0]["quantization"] == "modelopt"
     assert calls[0]["args"][:3] == [sys.executable, "-I", "-c"]
     assert calls[0]["environ_update"] == {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    assert json.loads(calls[0]["data"]) == {"checkpoints": [str(checkpoints / FP8)]}
+    assert json.loads(calls[0]["data"]) == {
+        "checkpoints": [str(checkpoints / FP8)],
+        "capabilities": [],
+    }
 
 
 def test_main_fails_when_vllm_does_not_import(capsys: pytest.CaptureFixture[str]) -> None:
@@ -346,3 +349,37 @@ def test_last_line_skips_pydantics_link_footer() -> None:
         "    For further information visit https://errors.pydantic.dev/2.14/v/value_error\n"
     )
     assert vv.last_line(text).startswith("Value error, Invalid repository ID")
+
+
+def fp8_entry(path: str = "/models/fp8") -> Dict[str, Any]:
+    return {"path": path, "quantization": "modelopt", "is_modelopt": True}
+
+
+def test_capabilities_convert_between_nvidia_smi_and_vllm() -> None:
+    assert vv.capability_value("9.0") == 90
+    assert vv.capability_value("12.1") == 121
+    assert vv.capability_text(89) == "8.9"
+    assert vv.capability_text(100) == "10.0"
+    assert vv.capability_text(None) is None
+
+
+def test_gpu_problems_refuses_a_gpu_older_than_the_methods_minimum() -> None:
+    problems = vv.gpu_problems([fp8_entry()], {"modelopt": 89}, {}, ["8.0", "9.0"], "0.22.0")
+    assert len(problems) == 1
+    assert "compute capability 8.9 or newer" in problems[0]
+    assert "GPUs have 8.0" in problems[0] and "9.0" not in problems[0].split("have")[1]
+    assert "vllm_source_verify_checkpoints" in problems[0]
+
+
+def test_gpu_problems_refuses_fp8_without_kernels_for_the_gpu() -> None:
+    problems = vv.gpu_problems([fp8_entry()], {"modelopt": 80}, {"9.0": False}, ["9.0"])
+    assert len(problems) == 1
+    assert "CUTLASS FP8 kernels do not support compute capability 9.0" in problems[0]
+    assert "vllm_source_cuda_arch_list" in problems[0]
+
+
+def test_gpu_problems_accepts_supported_gpus_and_hosts_without_gpus() -> None:
+    assert vv.gpu_problems([fp8_entry()], {"modelopt": 89}, {"9.0": True}, ["9.0"]) == []
+    assert vv.gpu_problems([fp8_entry()], {"modelopt": 89}, {}, []) == []
+    plain = {"path": "/m", "quantization": None, "is_modelopt": False}
+    assert vv.gpu_problems([plain], {"modelopt": 89}, {}, ["7.5"]) == []

@@ -145,6 +145,18 @@ def test_verify_module_resolves_modelopt_fp8_checkpoint():
     assert out["kernels"]["vllm_C"] is False
 
 
+def test_verify_module_refuses_fp8_on_a_gpu_older_than_vllm_supports():
+    fp8 = f"{CHECKPOINTS}/tiny-llama-modelopt-fp8"
+    ok, out = run_verify_module({"checkpoints": [fp8], "compute_capabilities": ["9.0"]})
+    assert ok, out
+    minimum = out["min_capabilities"]["modelopt"]
+    assert minimum == "8.0", "vLLM 0.30.0's ModelOptFp8Config.get_min_capability() is 80"
+    ok, out = run_verify_module({"checkpoints": [fp8], "compute_capabilities": ["7.5", "9.0"]})
+    assert not ok
+    assert f"compute capability {minimum} or newer" in out["msg"]
+    assert "GPUs have 7.5" in out["msg"]
+
+
 def test_verify_module_refuses_legacy_checkpoint_without_producer():
     legacy = f"{CHECKPOINTS}/tiny-llama-legacy-noproducer"
     ok, out = run_verify_module({"checkpoints": [legacy]})
