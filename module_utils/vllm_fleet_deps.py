@@ -44,6 +44,12 @@ Runner = Callable[[List[str]], Tuple[int, str, str]]
 _COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
 
 
+def normalize_pin(pin: Dict[str, Any]) -> Dict[str, str]:
+    """The pin with every key `fetchcontent_pins` writes, as a string ("" when absent)."""
+    keys = ("name", "repository", "tag", "src_dir_env", "file")
+    return {key: "" if pin.get(key) is None else str(pin[key]) for key in keys}
+
+
 def is_commit(tag: str) -> bool:
     """Whether a GIT_TAG is a commit SHA (full or abbreviated) rather than a tag or branch."""
     return bool(_COMMIT.match(tag))
@@ -68,7 +74,7 @@ def override_path(deps_dir: str, name: str, src_dir_env: str) -> str:
 
 def pin_label(pin: Dict[str, str]) -> str:
     """`name (repository at tag)`, how messages name a pin."""
-    return f"{pin['name']} ({pin.get('repository', '')} at {pin.get('tag', '')})"
+    return f"{pin['name']} ({pin['repository']} at {pin['tag']})"
 
 
 def read_manifest(project_dir: str) -> Optional[Dict[str, str]]:
@@ -120,9 +126,9 @@ def checkout_matches(head: str, tags: List[str], pin: Dict[str, str]) -> bool:
 def _project(pin: Dict[str, str], path: str, status: str, verified_by: str, message: str) -> Dict:
     return {
         "name": pin["name"],
-        "src_dir_env": pin.get("src_dir_env", ""),
+        "src_dir_env": pin["src_dir_env"],
         "path": path,
-        "tag": pin.get("tag", ""),
+        "tag": pin["tag"],
         "status": status,
         "verified_by": verified_by,
         "message": message,
@@ -137,7 +143,7 @@ def _missing_message(pin: Dict[str, str], why: str) -> str:
 
 
 def _wrong_commit_message(pin: Dict[str, str], project_dir: str, commit: str, tag: str) -> str:
-    staged = f"commit {commit}" + (f" ({tag})" if tag and tag != commit else "")
+    staged = f"commit {commit}" + (f" ({tag})" if tag and not is_commit(tag) else "")
     return (
         f"{pin['name']}: {project_dir} holds {staged} of {pin['repository']}, but this vLLM "
         f"version pins {pin['tag']}: {STAGE_HINT.replace('stage it', 'restage it', 1)}."
@@ -170,7 +176,8 @@ def check_staged(pin: Dict[str, str], deps_dir: str, run: Runner) -> Dict[str, A
             return _project(pin, path, "wrong_commit", "git", message)
         verified_by = "git"
     if not os.path.isdir(path):
-        why = f"{project_dir} lacks {src_subdir(pin['src_dir_env'])}, where {pin['src_dir_env']} must point"
+        env = pin["src_dir_env"]
+        why = f"{project_dir} lacks {src_subdir(env)}, where {env} must point"
         return _project(pin, path, "missing", "", _missing_message(pin, why))
     return _project(pin, path, "ok", verified_by, "")
 
@@ -194,13 +201,13 @@ def check_pin(
     pin: Dict[str, str], deps_dir: str, build_env: Dict[str, Any], run: Runner
 ) -> Dict[str, Any]:
     """The project entry of one pin: overridden by build_env, staged, or not overridable."""
-    env = pin.get("src_dir_env", "")
+    env = pin["src_dir_env"]
     if not env:
         message = (
-            f"{pin_label(pin)}, declared in {pin.get('file', 'CMakeLists.txt')}, has no "
+            f"{pin_label(pin)}, declared in {pin['file']}, has no "
             f"*_SRC_DIR override in this vLLM version, so CMake downloads it during the build: "
             f"this vLLM version cannot be built offline. Build on a host that reaches "
-            f"{pin.get('repository', '')}, or pick another vllm_source_version."
+            f"{pin['repository']}, or pick another vllm_source_version."
         )
         return _project(pin, "", "no_override", "", message)
     override = build_env.get(env)
@@ -225,7 +232,7 @@ def check_deps(
     to pass to the build.
     """
     problems = build_env_problems(build_env)
-    projects = [check_pin(pin, deps_dir, build_env, run) for pin in pins]
+    projects = [check_pin(normalize_pin(pin), deps_dir, build_env, run) for pin in pins]
     problems.extend(p["message"] for p in projects if p["status"] != "ok")
     env = {p["src_dir_env"]: p["path"] for p in projects if p["status"] == "ok"}
     return {"env": env, "projects": projects}, problems

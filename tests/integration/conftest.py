@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from .podman_host import CACHE, IMAGE, PodmanHost, podman
+from .podman_host import CACHE, FAKE_NVCC, IMAGE, PodmanHost, podman
 
 
 def pytest_collection_modifyitems(items):
@@ -33,10 +33,13 @@ def bare_host(podman_ready):
 
 @pytest.fixture(scope="module")
 def prepared_host(podman_ready):
-    """A host that already has the packages the role installs (git, python3-venv, acl)."""
+    """A host that already has the packages the role installs (git, python3-venv, acl),
+    a CUDA 13.0 nvcc (no GPU) and an incomplete staging directory of CUDA sources."""
     host = PodmanHost()
     host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
     fake = "/usr/local/bin/python3.9"  # reports the version of an interpreter too old for 0.30
     host.sh(f"printf '#!/bin/sh\\necho 3.9.18\\n' > {fake} && chmod 755 {fake}")
+    host.sh(FAKE_NVCC)
+    host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
     yield host
     host.remove()

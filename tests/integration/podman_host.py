@@ -20,6 +20,17 @@ SNAPSHOT_CMD = r"""find / -xdev \( -path /proc -o -path /sys -o -path /dev -o -p
  -o -type d -printf 'D %p %u %g %m\n' -o -printf 'F %p %s %T@ %u %g %m\n' | sort"""
 
 
+# A CUDA 13.0 toolkit's nvcc, so the CUDA-build checks get past toolkit discovery.
+FAKE_NVCC = r"""mkdir -p /usr/local/cuda-13.0/bin && ln -s cuda-13.0 /usr/local/cuda &&
+cat > /usr/local/cuda-13.0/bin/nvcc <<'X'
+#!/bin/sh
+echo 'nvcc: NVIDIA (R) Cuda compiler driver'
+echo 'Cuda compilation tools, release 13.0, V13.0.88'
+echo 'Build cuda_13.0.r13.0/compiler.36424714_0'
+X
+chmod 755 /usr/local/cuda-13.0/bin/nvcc"""
+
+
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 

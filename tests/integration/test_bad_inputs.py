@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from .podman_host import FAKE_NVCC
+
 BASE = {
     "vllm_source_repo_url": "file:///srv/mirror/vllm.git",
     "vllm_source_version": "v0.30.0",
@@ -11,16 +13,6 @@ BASE = {
     "vllm_source_require_gpu": False,
     "vllm_source_min_free_gb": 1,
 }
-
-# A CUDA 13.0 toolkit's nvcc, so the CUDA-build checks get past toolkit discovery.
-FAKE_NVCC = r"""mkdir -p /usr/local/cuda-13.0/bin && ln -s cuda-13.0 /usr/local/cuda &&
-cat > /usr/local/cuda-13.0/bin/nvcc <<'X'
-#!/bin/sh
-echo 'nvcc: NVIDIA (R) Cuda compiler driver'
-echo 'Cuda compilation tools, release 13.0, V13.0.88'
-echo 'Build cuda_13.0.r13.0/compiler.36424714_0'
-X
-chmod 755 /usr/local/cuda-13.0/bin/nvcc"""
 
 BARE_CASES = {
     "gpu required without a driver": (
@@ -100,6 +92,23 @@ PREPARED_CASES = {
     "existing torch without a way to see it": (
         {"vllm_source_use_existing_torch": True},
         ["vllm_source_venv_system_site_packages: true", "vllm_source_use_existing_torch: false"],
+    ),
+    "staged CUDA sources incomplete": (
+        {
+            "vllm_source_target_device": "cuda",
+            "vllm_source_cuda_arch_list": "9.0",
+            "vllm_source_deps_dir": "/srv/deps/partial",
+        },
+        ["vllm_source_deps_dir", "stage_sources.yml", "flash-attention", "VLLM_CUTLASS_SRC_DIR"],
+    ),
+    "relative *_SRC_DIR in the build environment": (
+        {
+            "vllm_source_target_device": "cuda",
+            "vllm_source_cuda_arch_list": "9.0",
+            "vllm_source_deps_dir": "/srv/deps/partial",
+            "vllm_source_build_env": {"VLLM_CUTLASS_SRC_DIR": "cutlass"},
+        },
+        ["vllm_source_build_env", "VLLM_CUTLASS_SRC_DIR", "absolute"],
     ),
     "repository unreachable": (
         {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
