@@ -58,18 +58,23 @@ BARE_CASES = {
 }
 
 
+def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected):
+    """The role fails, says each expected text, and leaves every file on the host as it was."""
+    before = host.snapshot()
+    result = host.run_role(tmp_path, **{**BASE, **overrides})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    for text in expected:
+        assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
+    assert host.snapshot() == before, f"{case}: the host changed"
+
+
 @pytest.mark.parametrize("case", list(BARE_CASES))
 def test_bad_input_on_a_bare_host(bare_host, tmp_path, case):
     overrides, expected, setup = BARE_CASES[case]
     if setup:
         bare_host.sh(setup)
-    before = bare_host.snapshot()
-    result = bare_host.run_role(tmp_path, **{**BASE, **overrides})
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    for text in expected:
-        assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
-    assert bare_host.snapshot() == before, f"{case}: the host changed"
+    assert_refused_and_unchanged(bare_host, tmp_path, case, overrides, expected)
 
 
 PREPARED_CASES = {
@@ -120,10 +125,4 @@ PREPARED_CASES = {
 @pytest.mark.parametrize("case", list(PREPARED_CASES))
 def test_bad_input_on_a_host_with_git(prepared_host, tmp_path, case):
     overrides, expected = PREPARED_CASES[case]
-    before = prepared_host.snapshot()
-    result = prepared_host.run_role(tmp_path, **{**BASE, **overrides})
-    output = result.stdout + result.stderr
-    assert result.returncode != 0, output
-    for text in expected:
-        assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
-    assert prepared_host.snapshot() == before, f"{case}: the host changed"
+    assert_refused_and_unchanged(prepared_host, tmp_path, case, overrides, expected)
