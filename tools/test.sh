@@ -27,5 +27,5 @@ bash tools/prepare-test-env.sh
 step "molecule: default scenario (converge, idempotence, verify)"
 molecule test -s default
 
-step "integration: bad inputs on fresh hosts, verify module on a real vLLM"
+step "integration: bad inputs on fresh hosts, staging of offline CUDA sources"
 pytest -q -m integration tests/integration

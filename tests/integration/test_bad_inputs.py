@@ -66,6 +66,7 @@ def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected):
     assert result.returncode != 0, output
     for text in expected:
         assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
+    assert "s3cr3t-t0ken" not in output, f"{case}: a credential reached the output"
     assert host.snapshot() == before, f"{case}: the host changed"
 
 
@@ -114,6 +115,13 @@ PREPARED_CASES = {
             "vllm_source_build_env": {"VLLM_CUTLASS_SRC_DIR": "cutlass"},
         },
         ["vllm_source_build_env", "VLLM_CUTLASS_SRC_DIR", "absolute"],
+    ),
+    "repository with credentials unreachable": (
+        {
+            "vllm_source_repo_url": "https://fleet:s3cr3t-t0ken@127.0.0.1:9/vllm.git",
+            "vllm_source_network_retries": 1,
+        },
+        ["Could not read https://***@127.0.0.1:9/vllm.git after 2 tries", "vllm_source_repo_url"],
     ),
     "repository unreachable": (
         {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
