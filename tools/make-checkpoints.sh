@@ -15,7 +15,7 @@ VENV="${CACHE_DIR}/venv-fixtures"
 REQS="${REPO_ROOT}/tests/fixtures/requirements-fixtures.txt"
 SCRIPT="${REPO_ROOT}/tests/fixtures/make_checkpoints.py"
 OUT_DIR="${1:-${CACHE_DIR}/checkpoints}"
-NAMES=(tiny-llama tiny-llama-modelopt-fp8 tiny-llama-legacy-noproducer)
+NAMES=(tiny-llama tiny-llama-modelopt-fp8 tiny-llama-legacy-noproducer small-llama small-llama-modelopt-fp8)
 
 all_present() {
   local name

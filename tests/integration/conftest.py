@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from .podman_host import CACHE, FAKE_NVCC, IMAGE, PodmanHost, podman
+from .test_stage_sources import upstream  # noqa: F401  (a local upstream, for other modules too)
 
 
 def pytest_collection_modifyitems(items):
@@ -37,8 +38,9 @@ def prepared_host(podman_ready):
     a CUDA 13.0 nvcc (no GPU) and an incomplete staging directory of CUDA sources."""
     host = PodmanHost()
     host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
-    fake = "/usr/local/bin/python3.9"  # reports the version of an interpreter too old for 0.30
-    host.sh(f"printf '#!/bin/sh\\necho 3.9.18\\n' > {fake} && chmod 755 {fake}")
+    fake = "/usr/local/bin/python3.9"  # answers the role's probe like a Python too old for 0.30
+    probe = '{"version": "3.9.18", "venv": false, "site": ["/usr/lib/python3.9/site-packages"]}'
+    host.sh(f"cat > {fake} <<'X'\n#!/bin/sh\necho '{probe}'\nX\nchmod 755 {fake}")
     host.sh(FAKE_NVCC)
     host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
     yield host

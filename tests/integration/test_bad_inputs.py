@@ -55,6 +55,44 @@ BARE_CASES = {
         ["vllm_source_version", "v0.30.0"],
         "",
     ),
+    "unknown build mode": (
+        {"vllm_source_build_mode": "fast"},
+        ["vllm_source_build_mode", "full, precompiled"],
+        "",
+    ),
+    "precompiled build without a wheel": (
+        {"vllm_source_build_mode": "precompiled", "vllm_source_target_device": "cuda"},
+        ["vllm_source_precompiled_wheel", "absolute path of a vLLM .whl"],
+        "",
+    ),
+    "precompiled wheel missing on the host": (
+        {
+            "vllm_source_build_mode": "precompiled",
+            "vllm_source_target_device": "cuda",
+            "vllm_source_precompiled_wheel": "/srv/vllm-0.30.0-cp38-abi3-manylinux_2_28_x86_64.whl",
+        },
+        ["vllm_source_precompiled_wheel", "is not a file on"],
+        "",
+    ),
+    "smoke test on a build without GPU kernels": (
+        {"vllm_source_smoke_test": True, "vllm_source_smoke_models": [{"path": "/srv/m"}]},
+        ["vllm_source_smoke_test", "vllm_source_target_device cuda"],
+        "",
+    ),
+    "smoke model that is not a model directory": (
+        {
+            "vllm_source_target_device": "cuda",
+            "vllm_source_smoke_test": True,
+            "vllm_source_smoke_models": [{"path": "/etc", "quantization": "modelopt"}],
+        },
+        ["vllm_source_smoke_models", "/etc", "no config.json"],
+        "",
+    ),
+    "smoke model given as a bare string": (
+        {"vllm_source_smoke_models": ["/srv/models/qwen"]},
+        ["vllm_source_smoke_models", "dict"],
+        "",
+    ),
 }
 
 

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,21 @@ def test_build_log_is_kept_on_the_host(host):
     assert log.exists
     assert f"build {stamp['key']} finished" in log.content_string
     assert stamp["wheel"].startswith(f"{PREFIX}/wheels/{stamp['key']}/vllm-0.30.0")
+
+
+def test_build_log_lines_carry_elapsed_time_that_bench_build_time_reads(host):
+    stamp = json.loads(host.file(f"{VENV}/vllm-source-stamp.json").content_string)
+    text = host.file(f"{PREFIX}/logs/build-{stamp['key']}.log").content_string
+    assert all(line.startswith("[+") for line in text.splitlines() if line)
+    local = REPO_ROOT / ".cache" / "build-log-from-host.log"
+    local.write_text(text)
+    bench = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "bench" / "build_time"), str(local)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert '  status: "finished"' in bench.stdout
+    assert '  mode: "full"' in bench.stdout
+    assert f"  cpus: {host.run('nproc').stdout.strip()}" in bench.stdout
 
 
 def run_verify_module(args: dict) -> tuple[bool, dict]:

@@ -1,0 +1,116 @@
+"""The role's offline.yml on a real host: the controller's wheelhouse and staged sources
+(made by playbooks/stage_sources.yml from a local upstream) are copied, checked against
+their sha256, unpacked and checked where the build will read them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+
+from .podman_host import REPO_ROOT, PodmanHost
+from .test_stage_sources import pins, stage
+
+PLAY = """
+- name: Copy the offline inputs as the role does.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Create the service user the role would have created.
+      ansible.builtin.user: {name: vllm, system: true, create_home: false}
+    - name: Create the prefix the role would have created.
+      ansible.builtin.file: {path: /opt/vllm, state: directory, owner: vllm, mode: "0755"}
+    - name: Run the role's offline step.
+      ansible.builtin.include_role: {name: vllm_source, tasks_from: offline.yml}
+    - name: Show the source dirs the build would get.
+      ansible.builtin.debug:
+        msg: "SRC_DIRS {{ vllm_source_reg_deps.vllm_deps.env | to_json }}"
+"""
+
+
+@pytest.fixture(scope="module")
+def host(podman_ready):
+    host = PodmanHost()
+    host.sh("apt-get update -qq && apt-get install -y -qq xz-utils acl >/dev/null")
+    yield host
+    host.remove()
+
+
+def run(host: PodmanHost, tmp_path: Path, role_vars: Dict[str, Any]) -> subprocess.CompletedProcess:
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "vars.json").write_text(json.dumps(role_vars))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(
+        ["ansible-playbook", "-i", f"{host.name},", "-c", "containers.podman.podman",
+         "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def changed(output: str) -> int:
+    line = next(line for line in output.splitlines() if " : ok=" in line)
+    return int(line.split("changed=")[1].split()[0])
+
+
+def test_wheelhouse_and_staged_sources_reach_the_host(
+    host: PodmanHost,
+    upstream: Dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    stage_dir = tmp_path / "stage" / "v0.30.0"
+    stage(upstream, stage_dir)
+    wheelhouse = tmp_path / "wheels"
+    wheelhouse.mkdir()
+    (wheelhouse / "demo-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + bytes(18))
+    role_vars = {
+        "vllm_source_target_device": "cuda",
+        "vllm_source_controller_wheelhouse": str(wheelhouse),
+        "vllm_source_controller_deps_dir": str(stage_dir),
+        "vllm_source_pins": {"fetchcontent": pins(upstream)},
+    }
+    first = run(host, tmp_path, role_vars)
+    assert first.returncode == 0, first.stdout[-4000:] + first.stderr
+    assert changed(first.stdout) > 0
+
+    digest = Path(f"{stage_dir}.tar.xz.sha256").read_text().split()[0]
+    deps = f"/opt/vllm/deps/{digest[:16]}/v0.30.0"
+    assert host.sh("ls /opt/vllm/wheelhouse").stdout.split() == ["demo-1.0-py3-none-any.whl"]
+    assert host.sh(f"cat {deps}/cutlass/include/cutlass/cutlass.h").stdout == "// cutlass\n"
+    owners = host.sh(f"stat -c %U {deps}/cutlass /opt/vllm/wheelhouse").stdout.split()
+    assert owners == ["vllm", "vllm"]
+    # The host-side check ran on the unpacked tree and handed its paths to the build.
+    line = next(line for line in first.stdout.splitlines() if "SRC_DIRS" in line)
+    assert f'"VLLM_CUTLASS_SRC_DIR": "{deps}/cutlass"' in line, line
+
+    again = run(host, tmp_path, role_vars)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert changed(again.stdout) == 0
+
+
+def test_an_archive_that_does_not_match_its_sha256_is_refused(
+    host: PodmanHost,
+    upstream: Dict[str, Any],
+    tmp_path: Path,
+) -> None:
+    stage_dir = tmp_path / "stage" / "v0.30.0"
+    stage(upstream, stage_dir)
+    Path(f"{stage_dir}.tar.xz.sha256").write_text(f"{'0' * 64}  v0.30.0.tar.xz\n")
+    result = run(
+        host,
+        tmp_path,
+        {
+            "vllm_source_target_device": "cuda",
+            "vllm_source_controller_deps_dir": str(stage_dir),
+            "vllm_source_pins": {"fetchcontent": pins(upstream)},
+            "vllm_source_prefix": "/opt/vllm",
+        },
+    )
+    assert result.returncode != 0
+    assert "but its .sha256 file" in result.stdout
+    assert "vllm_source_controller_deps_dir" in result.stdout
+    listing = host.sh("ls /opt/vllm/deps").stdout.split()
+    assert not any(name.startswith("0000") for name in listing)
