@@ -181,11 +181,15 @@ def _check_explicit_variant(
                 "/".join(fitting)
             )
         else:
-            fix = "upgrade the driver (no available variant, {}, runs on it)".format(
-                ", ".join(names)
+            fix = (
+                "upgrade the driver, or point vllm_source_cuda_home at an older toolkit "
+                "(no available variant, {}, runs on this driver with this toolkit)".format(
+                    ", ".join(names)
+                )
             )
         raise PlanError(
-            f"torch variant {requested} needs a driver that supports CUDA {_dotted(version)}; "
+            f"vllm_source_torch_variant {requested} needs a driver that supports CUDA "
+            f"{_dotted(version)}; "
             f"this host's driver supports {_dotted(driver)}: {fix}"
         )
     if toolkit is not None and version[0] != toolkit[0]:

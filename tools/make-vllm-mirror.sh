@@ -11,12 +11,14 @@
 #   in the same order give the same commit SHAs on every machine. A version that is already
 #   tagged is skipped: adding versions later appends commits and keeps existing tags.
 #   Sdists are downloaded from PyPI's simple index into REPO/.cache/sdists and sha256-checked.
+#   VLLM_MIRROR_DIR=DIR makes DIR/vllm.git instead (default REPO/.cache/mirror).
 #   VERSION arguments may also be given as one space- or comma-separated string.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
-REPO="${CACHE_DIR}/mirror/vllm.git"
+MIRROR_DIR="${VLLM_MIRROR_DIR:-${CACHE_DIR}/mirror}"
+REPO="${MIRROR_DIR}/vllm.git"
 BRANCH="main"
 
 # Identity and clock of every commit and tag: part of what makes the SHAs reproducible.
@@ -72,7 +74,7 @@ commit_version() {
   local parent_args=()
   sdist="$(fetch_sdist vllm "${version}")"
   sha="$(cat "${sdist}.sha256")"
-  work="$(mktemp -d "${CACHE_DIR}/mirror/work.XXXXXX")"
+  work="$(mktemp -d "${MIRROR_DIR}/work.XXXXXX")"
   step "unpack $(basename "${sdist}")" tar --no-same-owner -xzf "${sdist}" -C "${work}"
   src="${work}/vllm-${version}"
   [[ -d "${src}" ]] || die "$(basename "${sdist}") has no top-level vllm-${version}/ directory"
@@ -95,7 +97,7 @@ main() {
   mapfile -t versions < <(parse_versions "${@:-0.30.0}")
   ensure_apt_pkgs git curl ca-certificates
   ensure_repo
-  rm -rf "${CACHE_DIR}"/mirror/work.* # what an interrupted run left
+  rm -rf "${MIRROR_DIR}"/work.* # what an interrupted run left
   for version in "${versions[@]}"; do
     if git_repo rev-parse -q --verify "refs/tags/v${version}" >/dev/null; then
       log "v${version} is already in the mirror"

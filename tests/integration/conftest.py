@@ -43,5 +43,6 @@ def prepared_host(podman_ready):
     host.sh(f"cat > {fake} <<'X'\n#!/bin/sh\necho '{probe}'\nX\nchmod 755 {fake}")
     host.sh(FAKE_NVCC)
     host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
+    host.sh("mkdir -p /srv/wheelhouse-empty")  # an offline wheelhouse without torch
     yield host
     host.remove()

@@ -2,9 +2,29 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
-from .podman_host import FAKE_NVCC
+from .podman_host import FAKE_NVCC, REPO_ROOT
+
+A100 = REPO_ROOT / "tests" / "data" / "nvidia" / "a100x1"
+# An nvidia-smi that answers like a host with an A100 on driver 535 (CUDA 12.2).
+FAKE_A100_DRIVER = f"""cat > /usr/local/bin/nvidia-smi <<'X'
+#!/bin/sh
+case "$*" in
+  *-x*) cat <<'XML'
+{(A100 / "nvidia-smi-q-x.xml").read_text().rstrip()}
+XML
+  ;;
+  *) cat <<'CSV'
+{(A100 / "query-gpu-noheader-nounits.csv").read_text().rstrip()}
+CSV
+  ;;
+esac
+X
+chmod 755 /usr/local/bin/nvidia-smi"""
 
 BASE = {
     "vllm_source_repo_url": "file:///srv/mirror/vllm.git",
@@ -88,6 +108,20 @@ BARE_CASES = {
         ["vllm_source_smoke_models", "/etc", "no config.json"],
         "",
     ),
+    "checkpoint to verify that is not a directory": (
+        {"vllm_source_verify_checkpoints": ["/etc/hostname"]},
+        ["vllm_source_verify_checkpoints", "/etc/hostname", "not a directory"],
+        "",
+    ),
+    "CUDA variant newer than the driver supports": (
+        {
+            "vllm_source_require_gpu": True,
+            "vllm_source_target_device": "cuda",
+            "vllm_source_torch_variant": "cu130",
+        },
+        ["vllm_source_torch_variant", "cu130", "12.2"],
+        FAKE_A100_DRIVER + " && " + FAKE_NVCC,
+    ),
     "smoke model given as a bare string": (
         {"vllm_source_smoke_models": ["/srv/models/qwen"]},
         ["vllm_source_smoke_models", "dict"],
@@ -161,6 +195,10 @@ PREPARED_CASES = {
         },
         ["Could not read https://***@127.0.0.1:9/vllm.git after 2 tries", "vllm_source_repo_url"],
     ),
+    "offline wheelhouse without the tag's torch": (
+        {"vllm_source_pip_offline": True, "vllm_source_wheelhouse": "/srv/wheelhouse-empty"},
+        ["vllm_source_wheelhouse", "torch 2.13.0", "cpu"],
+    ),
     "repository unreachable": (
         {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
         ["Could not read file:///srv/nowhere/vllm.git after 2 tries", "vllm_source_repo_url"],
@@ -172,3 +210,23 @@ PREPARED_CASES = {
 def test_bad_input_on_a_host_with_git(prepared_host, tmp_path, case):
     overrides, expected = PREPARED_CASES[case]
     assert_refused_and_unchanged(prepared_host, tmp_path, case, overrides, expected)
+
+
+def run_site(tmp_path: Path, inventory: str, *args: str) -> subprocess.CompletedProcess:
+    (tmp_path / "hosts.yml").write_text(inventory)
+    return subprocess.run(
+        ["ansible-playbook", "-i", str(tmp_path / "hosts.yml"), "site.yml", *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_an_empty_gpu_hosts_group_is_refused(tmp_path):
+    result = run_site(tmp_path, "all:\n  children:\n    gpu_hosts:\n      hosts: {}\n")
+    assert result.returncode != 0
+    assert "The inventory group gpu_hosts is empty or missing" in result.stdout
+
+
+def test_a_limit_naming_a_missing_group_is_refused(tmp_path):
+    result = run_site(tmp_path, "all:\n  hosts:\n    somehost: {}\n", "-l", "gpu_hosts")
+    assert result.returncode != 0
+    assert "Could not match supplied host pattern" in result.stdout + result.stderr

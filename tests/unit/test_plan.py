@@ -138,8 +138,9 @@ def test_explicit_variant_newer_than_the_driver() -> None:
     with pytest.raises(PlanError) as exc:
         choose_torch_variant("cuda", "cu130", AVAILABLE, "12.8", "")
     assert str(exc.value) == (
-        "torch variant cu130 needs a driver that supports CUDA 13.0; this host's driver "
-        "supports 12.8: set vllm_source_torch_variant: auto (or cu126/cu128), or upgrade the driver"
+        "vllm_source_torch_variant cu130 needs a driver that supports CUDA 13.0; "
+        "this host's driver supports 12.8: set vllm_source_torch_variant: auto "
+        "(or cu126/cu128), or upgrade the driver"
     )
 
 
@@ -147,8 +148,10 @@ def test_explicit_variant_when_nothing_fits_the_driver() -> None:
     with pytest.raises(PlanError) as exc:
         choose_torch_variant("cuda", "cu130", AVAILABLE, "12.4", "")
     assert str(exc.value) == (
-        "torch variant cu130 needs a driver that supports CUDA 13.0; this host's driver "
-        "supports 12.4: upgrade the driver (no available variant, cu130, cu128, cu126, runs on it)"
+        "vllm_source_torch_variant cu130 needs a driver that supports CUDA 13.0; "
+        "this host's driver supports 12.4: upgrade the driver, or point "
+        "vllm_source_cuda_home at an older toolkit "
+        "(no available variant, cu130, cu128, cu126, runs on this driver with this toolkit)"
     )
 
 
@@ -512,7 +515,7 @@ def test_main_fails_on_a_too_new_variant(capsys: pytest.CaptureFixture[str]) -> 
     )
     assert rc == 1
     assert result["msg"].startswith(
-        "torch variant cu130 needs a driver that supports CUDA 13.0; "
+        "vllm_source_torch_variant cu130 needs a driver that supports CUDA 13.0; "
         "this host's driver supports 12.4"
     )
 

@@ -12,6 +12,8 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK=/root/gpu
 INVENTORY="$ROOT/inventory/gpu-validation/hosts.yml"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg" ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 PYTHONUNBUFFERED=1
+# JSON results (render.py parses them), not the yaml this repo's ansible.cfg picks for people.
+export ANSIBLE_CALLBACK_RESULT_FORMAT=json
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 OUT="${OUT:-$WORK/out}"
 mkdir -p "$WORK" "$OUT"
