@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # The GPU validation run, on the GPU machine (offline), from the repository root.
-#   run.sh setup STAGE      join the carried batches in STAGE, lay out /srv, make /tmp/ctl
+# Inputs arrive in carried batches (tools/gpu-validation/pack.sh makes them here):
+#   run.sh take BATCH_DIR   copy a carried batch to /root/gpu/stage (kept while the machine is)
+#   run.sh setup            lay out /srv from the base batch (mirror, staged CUDA sources,
+#                           wheelhouse, checkpoints) and make the control venv /tmp/ctl
 #   run.sh full-start       start site.yml with a FULL build in the background (setsid);
 #                           /root/gpu/full/ gets its output and a memory sampler's
+#   run.sh wheel            join the precompiled wheel's parts, check its sha256
 #   run.sh precompiled      site.yml in precompiled mode with the smoke test, then again
 #                           without it (must change nothing); output in $OUT
+#   run.sh progress         the full build's progress so far
 #   run.sh collect          copy the full build's logs and samples into $OUT
 # docs/gpu-validation.md is rendered from $OUT by tools/gpu-validation/render.py.
 set -euo pipefail
@@ -31,21 +36,40 @@ machine() {
   } >"$OUT/machine.txt" 2>&1
 }
 
+take() {
+  mkdir -p "$WORK/stage"
+  cp -r "$1"/. "$WORK/stage/"
+  ls -la "$WORK/stage" | tail -n +2
+}
+
 setup() {
-  local stage="$1"
-  bash "$stage/join.sh" "$stage" "$WORK/staged"
+  local stage="$WORK/stage"
+  tar -C "$stage" -xf "$stage/base.tar"
+  (cd "$stage" && sha256sum -c base.sha256)
   mkdir -p /srv/mirror /srv/deps /srv/wheels /srv/checkpoints
-  tar -C /srv/mirror -xf "$WORK/staged/mirror-v0.22.0.tar"
-  tar -C /srv/deps -xJf "$WORK/staged/deps-v0.22.0.tar.xz"
-  rm -rf /srv/wheelhouse && cp -r "$WORK/staged/wheelhouse" /srv/wheelhouse
-  cp "$WORK"/staged/vllm-wheel/*.whl /srv/wheels/
+  tar -C /srv/mirror -xf "$stage/mirror-v0.22.0.tar"
+  tar -C /srv/deps -xJf "$stage/deps-v0.22.0.tar.xz"
+  rm -rf /srv/wheelhouse && cp -r "$stage/wheelhouse" /srv/wheelhouse
   cp -r "$ROOT"/.cache/checkpoints/small-llama* /srv/checkpoints/
   chmod -R a+rX /srv
   /usr/bin/python3 -m venv /tmp/ctl
-  /tmp/ctl/bin/pip install -q --no-index --find-links "$WORK/staged/wheels-ansible" ansible-core==2.19.14
+  /tmp/ctl/bin/pip install -q --no-index --find-links "$stage/wheels-ansible" ansible-core==2.19.14
   /tmp/ctl/bin/ansible --version | head -1
-  ls /srv/mirror /srv/deps /srv/deps/* /srv/wheels | head -30
-  git --git-dir "$(ls -d /srv/mirror/*)" rev-parse v0.22.0^{commit}
+  ls /srv/mirror /srv/deps/* /srv/checkpoints
+  git --git-dir /srv/mirror/vllm.git rev-parse 'v0.22.0^{commit}'
+}
+
+wheel() {
+  local stage="$WORK/stage" name
+  name=$(cat "$stage/wheel.name")
+  cat "$stage/$name".part* >"/srv/wheels/$name"
+  (cd /srv/wheels && sha256sum -c "$stage/wheel.sha256")
+  chmod a+r "/srv/wheels/$name"
+}
+
+progress() {
+  tail -2 "$WORK/full/memory.txt" 2>/dev/null || true
+  grep -E '^(TASK|fatal|PLAY RECAP)' "$WORK/full/run.log" | tail -3 || true
 }
 
 playbook() {
@@ -65,15 +89,20 @@ sample_memory() {  # every 5 s: elapsed, used GiB (MemTotal - MemAvailable), lat
 
 full_start() {
   mkdir -p "$WORK/full"
-  echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts" \
-    "-e vllm_source_build_mode=full -e vllm_source_prefix=/opt/vllm-full" \
-    "-e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e vllm_source_smoke_test=false" \
-    >"$WORK/full/command.txt"
+  local args=(-e vllm_source_build_mode=full -e vllm_source_prefix=/opt/vllm-full
+    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e vllm_source_smoke_test=false)
+  local mem_gib cpus
+  mem_gib=$(awk '/MemTotal/{print int($2/1048576)}' /proc/meminfo); cpus=$(nproc)
+  if (( mem_gib < 4 * cpus )); then
+    # Some of these machines report a small MemTotal that grows as memory is used; the role
+    # would size MAX_JOBS from it. The machine's real memory is 8 GiB a core.
+    args+=(-e "vllm_source_max_jobs=${cpus}")
+  fi
+  echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts ${args[*]}" \
+    "  # MemTotal at start: ${mem_gib} GiB, ${cpus} CPUs" >"$WORK/full/command.txt"
   setsid nohup bash -c "$(declare -f sample_memory); sample_memory" >"$WORK/full/memory.txt" 2>&1 < /dev/null &
   setsid nohup bash -c "$(declare -f playbook); INVENTORY='$INVENTORY' ROOT='$ROOT'; \
-    time playbook -e vllm_source_build_mode=full -e vllm_source_prefix=/opt/vllm-full \
-    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e vllm_source_smoke_test=false" \
-    >"$WORK/full/run.log" 2>&1 < /dev/null &
+    time playbook ${args[*]}" >"$WORK/full/run.log" 2>&1 < /dev/null &
   # Wait until the build itself runs, so the precompiled run does not race it for the user.
   for _ in $(seq 1 60); do
     ls /opt/vllm-full/logs/build-*.log >/dev/null 2>&1 && break
@@ -103,10 +132,15 @@ collect() {
   tail -3 "$OUT/full-memory.txt"
 }
 
-case "${1:-}" in
-  setup) setup "${2:?STAGE dir}" ;;
-  full-start) full_start ;;
-  precompiled) precompiled ;;
-  collect) collect ;;
-  *) sed -n 2,9p "$0"; exit 2 ;;
-esac
+for step in "$@"; do
+  case "$step" in
+    take=*) take "${step#take=}" ;;
+    setup) setup ;;
+    full-start) full_start ;;
+    wheel) wheel ;;
+    precompiled) precompiled ;;
+    progress) progress ;;
+    collect) collect ;;
+    *) sed -n 2,16p "$0"; exit 2 ;;
+  esac
+done

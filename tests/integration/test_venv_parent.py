@@ -1,0 +1,86 @@
+"""vllm_source_python may itself be a venv (a GPU image's torch venv): with
+vllm_source_venv_system_site_packages the role's venv sees that venv's packages, after
+its own, through a .pth file (a venv made from a venv only sees the base interpreter's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .podman_host import REPO_ROOT, PodmanHost
+
+PLAY = """
+- name: Run the role's preflight and venv steps.
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: Check the inputs and read the Python.
+      ansible.builtin.include_role: {name: vllm_source, tasks_from: preflight.yml}
+    - name: Create the user, prefix and venv.
+      ansible.builtin.include_role: {name: vllm_source, tasks_from: venv.yml}
+"""
+
+
+@pytest.fixture(scope="module")
+def host(podman_ready):
+    host = PodmanHost()
+    host.sh("apt-get update -qq && apt-get install -y -qq python3-venv acl >/dev/null")
+    # The "image's" venv, with a package the role's venv must see and one it must shadow.
+    host.sh(
+        "python3 -m venv /opt/base && site=$(/opt/base/bin/python -c "
+        "'import sysconfig; print(sysconfig.get_paths()[\"purelib\"])') && "
+        "echo 'VERSION = \"from-base\"' > $site/basepkg.py && chmod -R a+rX /opt/base"
+    )
+    yield host
+    host.remove()
+
+
+def run(host: PodmanHost, tmp_path: Path, role_vars: dict) -> subprocess.CompletedProcess:
+    (tmp_path / "play.yml").write_text(PLAY)
+    (tmp_path / "vars.json").write_text(json.dumps(role_vars))
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    return subprocess.run(
+        ["ansible-playbook", "-i", f"{host.name},", "-c", "containers.podman.podman",
+         "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def test_venv_made_from_a_venv_python_sees_its_packages(host: PodmanHost, tmp_path: Path) -> None:
+    role_vars = {
+        "vllm_source_python": "/opt/base/bin/python3",
+        "vllm_source_venv_system_site_packages": True,
+        "vllm_source_min_free_gb": 1,
+        "vllm_source_target_device": "empty",
+        "vllm_source_toolkit": {"found": False},  # what cuda.yml finds on this host
+    }
+    result = run(host, tmp_path, role_vars)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    code = (
+        "import basepkg, sys; print(basepkg.VERSION); "
+        "print(sys.path.index('/opt/base/lib/python3.11/site-packages') "
+        "> sys.path.index('/opt/vllm/venv/lib/python3.11/site-packages'))"
+    )
+    probe = host.sh(f'runuser -u vllm -- /opt/vllm/venv/bin/python -c "{code}"')
+    assert probe.stdout.split() == ["from-base", "True"]
+
+
+def test_without_system_site_packages_the_parent_stays_invisible(
+    host: PodmanHost, tmp_path: Path
+) -> None:
+    host.sh("rm -rf /opt/vllm")
+    role_vars = {
+        "vllm_source_python": "/opt/base/bin/python3",
+        "vllm_source_min_free_gb": 1,
+        "vllm_source_target_device": "empty",
+        "vllm_source_toolkit": {"found": False},  # what cuda.yml finds on this host
+    }
+    result = run(host, tmp_path, role_vars)
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr
+    probe = host.sh("/opt/vllm/venv/bin/python -c 'import basepkg'", check=False)
+    assert probe.returncode != 0
+    assert "No module named 'basepkg'" in probe.stderr
