@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from .podman_host import FAKE_NVCC, REPO_ROOT
+from .record import message_excerpt, record
 
 A100 = REPO_ROOT / "tests" / "data" / "nvidia" / "a100x1"
 # An nvidia-smi that answers like a host with an A100 on driver 535 (CUDA 12.2).
@@ -130,7 +131,7 @@ BARE_CASES = {
 }
 
 
-def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected):
+def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test):
     """The role fails, says each expected text, and leaves every file on the host as it was."""
     before = host.snapshot()
     result = host.run_role(tmp_path, **{**BASE, **overrides})
@@ -139,7 +140,20 @@ def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected):
     for text in expected:
         assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
     assert "s3cr3t-t0ken" not in output, f"{case}: a credential reached the output"
-    assert host.snapshot() == before, f"{case}: the host changed"
+    after = host.snapshot()
+    assert after == before, f"{case}: the host changed"
+    record(
+        "bad input",
+        case,
+        test,
+        {
+            "input": overrides,
+            "exit_code": result.returncode,
+            "message": message_excerpt(output, expected[0]),
+            "host_files_compared": len(before),
+            "host_changed": False,
+        },
+    )
 
 
 @pytest.mark.parametrize("case", list(BARE_CASES))
@@ -147,7 +161,8 @@ def test_bad_input_on_a_bare_host(bare_host, tmp_path, case):
     overrides, expected, setup = BARE_CASES[case]
     if setup:
         bare_host.sh(setup)
-    assert_refused_and_unchanged(bare_host, tmp_path, case, overrides, expected)
+    test = f"test_bad_inputs.py::test_bad_input_on_a_bare_host[{case}]"
+    assert_refused_and_unchanged(bare_host, tmp_path, case, overrides, expected, test)
 
 
 PREPARED_CASES = {
@@ -209,7 +224,8 @@ PREPARED_CASES = {
 @pytest.mark.parametrize("case", list(PREPARED_CASES))
 def test_bad_input_on_a_host_with_git(prepared_host, tmp_path, case):
     overrides, expected = PREPARED_CASES[case]
-    assert_refused_and_unchanged(prepared_host, tmp_path, case, overrides, expected)
+    test = f"test_bad_inputs.py::test_bad_input_on_a_host_with_git[{case}]"
+    assert_refused_and_unchanged(prepared_host, tmp_path, case, overrides, expected, test)
 
 
 def run_site(tmp_path: Path, inventory: str, *args: str) -> subprocess.CompletedProcess:
@@ -224,9 +240,32 @@ def test_an_empty_gpu_hosts_group_is_refused(tmp_path):
     result = run_site(tmp_path, "all:\n  children:\n    gpu_hosts:\n      hosts: {}\n")
     assert result.returncode != 0
     assert "The inventory group gpu_hosts is empty or missing" in result.stdout
+    record(
+        "bad input",
+        "empty gpu_hosts inventory group",
+        "test_bad_inputs.py::test_an_empty_gpu_hosts_group_is_refused",
+        {
+            "input": {"inventory": "gpu_hosts with no hosts"},
+            "exit_code": result.returncode,
+            "message": message_excerpt(result.stdout, "The inventory group gpu_hosts"),
+            "host_changed": False,
+        },
+    )
 
 
 def test_a_limit_naming_a_missing_group_is_refused(tmp_path):
     result = run_site(tmp_path, "all:\n  hosts:\n    somehost: {}\n", "-l", "gpu_hosts")
+    output = result.stdout + result.stderr
     assert result.returncode != 0
-    assert "Could not match supplied host pattern" in result.stdout + result.stderr
+    assert "Could not match supplied host pattern" in output
+    record(
+        "bad input",
+        "limit naming a group the inventory lacks",
+        "test_bad_inputs.py::test_a_limit_naming_a_missing_group_is_refused",
+        {
+            "input": {"inventory": "no gpu_hosts group", "limit": "gpu_hosts"},
+            "exit_code": result.returncode,
+            "message": message_excerpt(output, "Could not match supplied host pattern"),
+            "host_changed": False,
+        },
+    )

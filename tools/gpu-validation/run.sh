@@ -44,7 +44,7 @@ take() {
 
 setup() {
   local stage="$WORK/stage"
-  tar -C "$stage" -xf "$stage/base.tar"
+  cat "$stage"/base.tar.part* | tar -C "$stage" -xf -
   (cd "$stage" && sha256sum -c base.sha256)
   mkdir -p /srv/mirror /srv/deps /srv/wheels /srv/checkpoints
   tar -C /srv/mirror -xf "$stage/mirror-v0.22.0.tar"
