@@ -40,7 +40,9 @@ take() {
   mkdir -p "$WORK/stage" "$WORK/checkpoints"
   cp -r "$1"/. "$WORK/stage/"
   # The models travel once, in the first call (.cache/checkpoints carried).
-  [ -d "$ROOT/.cache/checkpoints/small-llama" ] && cp -r "$ROOT"/.cache/checkpoints/small-llama* "$WORK/checkpoints/"
+  if [ -d "$ROOT/.cache/checkpoints/small-llama" ]; then
+    cp -r "$ROOT"/.cache/checkpoints/small-llama* "$WORK/checkpoints/"
+  fi
   ls -la "$WORK/stage" | tail -n +2
 }
 
