@@ -17,9 +17,14 @@ description:
   - Pure computation; changes nothing. Run it once (C(run_once)) for the play.
 options:
   hosts:
-    description: The play's hosts in order, each a dict with C(name) and C(key).
+    description: Names of the hosts that need a wheel, in play order.
     type: list
-    elements: dict
+    elements: str
+    required: true
+  keys:
+    description: The build key of each host in C(hosts), in the same order.
+    type: list
+    elements: str
     required: true
   builders_group:
     description: Host names of the inventory group vllm_builders (may be empty).
@@ -32,7 +37,8 @@ author: vllm-fleet
 EXAMPLES = r"""
 - name: Choose one builder per build key.
   vllm_builders:
-    hosts: "{{ ansible_play_hosts | map('extract', hostvars) | ... }}"
+    hosts: "{{ ansible_play_batch }}"
+    keys: "{{ ansible_play_batch | map('extract', hostvars, 'vllm_source_build_key') | list }}"
     builders_group: "{{ groups['vllm_builders'] | default([]) }}"
   run_once: true
 """
@@ -48,15 +54,17 @@ builders:
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
-            "hosts": {"type": "list", "elements": "dict", "required": True},
+            "hosts": {"type": "list", "elements": "str", "required": True},
+            "keys": {"type": "list", "elements": "str", "required": True, "no_log": False},
             "builders_group": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
-    bad = [h for h in module.params["hosts"] if not h.get("name") or not h.get("key")]
-    if bad:
-        module.fail_json(msg=f"every host needs a name and a build key; got {bad[:3]!r}")
-    builders = choose_builders(module.params["hosts"], module.params["builders_group"])
+    names, keys = module.params["hosts"], module.params["keys"]
+    if len(names) != len(keys) or not all(keys):
+        module.fail_json(msg=f"every host needs one build key; got hosts {names} and keys {keys}")
+    hosts = [{"name": n, "key": k} for n, k in zip(names, keys)]
+    builders = choose_builders(hosts, module.params["builders_group"])
     module.exit_json(changed=False, builders=builders)
 
 

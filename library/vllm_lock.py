@@ -100,11 +100,11 @@ def read_holder(path: str) -> dict:
 
 def acquire(module: AnsibleModule) -> None:
     path, run_id, timeout = module.params["path"], module.params["run_id"], module.params["timeout"]
-    if not os.path.isdir(os.path.dirname(path)):
-        module.fail_json(msg=f"the lock's directory {os.path.dirname(path)} does not exist")
-    if module.check_mode:
+    if module.check_mode:  # nothing will change: report the holder, if any
         holder = read_holder(path)
         module.exit_json(changed=False, waited=0.0, **({"holder": holder} if holder else {}))
+    if not os.path.isdir(os.path.dirname(path)):
+        module.fail_json(msg=f"the lock's directory {os.path.dirname(path)} does not exist")
     content = lock_content(
         run_id,
         os.getpid(),

@@ -60,13 +60,14 @@ def test_hosts_whose_arch_lists_differ_never_share_a_builder() -> None:
 
 
 def test_builders_module_returns_the_choice(capsys) -> None:
-    out = run(vllm_builders, {"hosts": HOSTS, "builders_group": ["f2"]}, capsys)
+    args = {"hosts": [h["name"] for h in HOSTS], "keys": [h["key"] for h in HOSTS]}
+    out = run(vllm_builders, {**args, "builders_group": ["f2"]}, capsys)
     assert out["builders"] == {"aaa": "f2", "bbb": "f4"}
     assert out["changed"] is False
 
 
 def test_builders_module_refuses_a_host_without_key(capsys) -> None:
-    out = run(vllm_builders, {"hosts": [{"name": "f1", "key": ""}]}, capsys)
+    out = run(vllm_builders, {"hosts": ["f1", "f2"], "keys": ["aaa"]}, capsys)
     assert out["failed"] and "build key" in out["msg"]
 
 
