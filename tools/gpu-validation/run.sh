@@ -37,8 +37,12 @@ machine() {
 }
 
 take() {
-  mkdir -p "$WORK/stage"
+  mkdir -p "$WORK/stage" "$WORK/checkpoints"
   cp -r "$1"/. "$WORK/stage/"
+  # The models travel once, in the first call (.cache/checkpoints carried).
+  if [ -d "$ROOT/.cache/checkpoints/small-llama" ]; then
+    cp -r "$ROOT"/.cache/checkpoints/small-llama* "$WORK/checkpoints/"
+  fi
   ls -la "$WORK/stage" | tail -n +2
 }
 
@@ -50,11 +54,11 @@ setup() {
   tar -C /srv/mirror -xf "$stage/mirror-v0.22.0.tar"
   tar -C /srv/deps -xJf "$stage/deps-v0.22.0.tar.xz"
   rm -rf /srv/wheelhouse && cp -r "$stage/wheelhouse" /srv/wheelhouse
-  cp -r "$ROOT"/.cache/checkpoints/small-llama* /srv/checkpoints/
+  cp -r "$WORK"/checkpoints/small-llama* /srv/checkpoints/
   chmod -R a+rX /srv
   /usr/bin/python3 -m venv /tmp/ctl
   /tmp/ctl/bin/pip install -q --no-index --find-links "$stage/wheels-ansible" ansible-core==2.19.14
-  /tmp/ctl/bin/ansible --version | head -1
+  /tmp/ctl/bin/ansible-playbook --version >/dev/null && echo "ansible-core ready"
   ls /srv/mirror /srv/deps/* /srv/checkpoints
   git --git-dir /srv/mirror/vllm.git rev-parse 'v0.22.0^{commit}'
 }
