@@ -2,7 +2,7 @@
 # Every wheel a Debian bookworm host (Python 3.11, x86_64) needs to build and install vLLM
 # with VLLM_TARGET_DEVICE=empty against a CPU torch, fully offline.
 #
-# Usage: tools/make-wheelhouse.sh [VERSION]        (default: 0.30.0)
+# Usage: tools/make-wheelhouse.sh [VERSION ...]    (default: 0.30.0; several add to one wheelhouse)
 #   Fills REPO/.cache/wheelhouse with `pip wheel` (sdist-only dependencies are built into
 #   wheels) for: the CPU torch wheel of vLLM's torch pin (pyproject.toml
 #   `torch == X`), found in pip's configured find-links (`pip config list`, here /opt/wheels)
@@ -19,6 +19,10 @@ set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 
+if [[ $# -gt 1 ]]; then
+  for v in "$@"; do bash "${BASH_SOURCE[0]}" "${v}"; done
+  exit 0
+fi
 VERSION="${1:-0.30.0}"
 WHEELHOUSE="${CACHE_DIR}/wheelhouse"
 [[ "${VERSION}" =~ ^[0-9]+(\.[0-9]+)+([a-z0-9.+]*)$ ]] || die "not a vLLM version: '${VERSION}'"

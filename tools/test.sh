@@ -27,5 +27,8 @@ bash tools/prepare-test-env.sh
 step "molecule: default scenario (converge, idempotence, verify)"
 molecule test -s default
 
+step "molecule: fleet scenario (build once per key, tag bump, rollback, rolling batches, lock)"
+molecule test -s fleet
+
 step "integration: bad inputs on fresh hosts, staging of offline CUDA sources"
 pytest -q -m integration tests/integration

@@ -10,6 +10,8 @@ import pytest
 
 from .podman_host import PodmanHost
 
+VENV = "/opt/vllm/releases/testkey/venv"
+
 PLAY = """
 - name: Run the role's preflight and venv steps.
   hosts: all
@@ -17,7 +19,9 @@ PLAY = """
   tasks:
     - name: Check the inputs and read the Python.
       ansible.builtin.include_role: {name: vllm_source, tasks_from: preflight.yml}
-    - name: Create the user, prefix and venv.
+    - name: Create the user and the prefix.
+      ansible.builtin.include_role: {name: vllm_source, tasks_from: prefix.yml}
+    - name: Create the release's venv.
       ansible.builtin.include_role: {name: vllm_source, tasks_from: venv.yml}
 """
 
@@ -42,16 +46,16 @@ def test_venv_made_from_a_venv_python_sees_its_packages(host: PodmanHost, tmp_pa
         "vllm_source_venv_system_site_packages": True,
         "vllm_source_min_free_gb": 1,
         "vllm_source_target_device": "empty",
-        "vllm_source_toolkit": {"found": False},  # what cuda.yml finds on this host
+        "vllm_source_build_key": "testkey",  # what key.yml names
     }
     result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     code = (
         "import basepkg, sys; print(basepkg.VERSION); "
         "print(sys.path.index('/opt/base/lib/python3.11/site-packages') "
-        "> sys.path.index('/opt/vllm/venv/lib/python3.11/site-packages'))"
+        f"> sys.path.index('{VENV}/lib/python3.11/site-packages'))"
     )
-    probe = host.sh(f'runuser -u vllm -- /opt/vllm/venv/bin/python -c "{code}"')
+    probe = host.sh(f'runuser -u vllm -- /opt/vllm/releases/testkey/venv/bin/python -c "{code}"')
     assert probe.stdout.split() == ["from-base", "True"]
 
 
@@ -63,10 +67,10 @@ def test_without_system_site_packages_the_parent_stays_invisible(
         "vllm_source_python": "/opt/base/bin/python3",
         "vllm_source_min_free_gb": 1,
         "vllm_source_target_device": "empty",
-        "vllm_source_toolkit": {"found": False},  # what cuda.yml finds on this host
+        "vllm_source_build_key": "testkey",  # what key.yml names
     }
     result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
-    probe = host.sh("/opt/vllm/venv/bin/python -c 'import basepkg'", check=False)
+    probe = host.sh("/opt/vllm/releases/testkey/venv/bin/python -c 'import basepkg'", check=False)
     assert probe.returncode != 0
     assert "No module named 'basepkg'" in probe.stderr

@@ -36,6 +36,8 @@ def test_spec_defaults_equal_the_role_defaults():
 
 def test_readme_lists_every_variable_with_its_default():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    # The role's table; the playbooks' own variables (serial, ...) follow in another table.
+    readme = readme.split("### Playbook variables")[0]
     rows = {
         m.group(1): m.group(2).strip()
         for m in re.finditer(r"^\| `(vllm_source_\w+)` \| (.*?) \|", readme, re.MULTILINE)
@@ -59,3 +61,18 @@ def test_every_variable_the_role_reads_is_an_input_or_derived():
     assert not unknown, f"read but never defined: {sorted(unknown)}"
     unused = set(DEFAULTS) - used
     assert not unused, f"inputs nothing reads: {sorted(unused)}"
+
+
+PLAYBOOK_VARIABLES = {"vllm_source_serial": "100%", "vllm_source_max_fail_percentage": 100}
+
+
+def test_readme_lists_the_playbook_variables_with_the_defaults_the_playbooks_use():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = readme.split("### Playbook variables")[1].split("\n## ")[0]
+    rows = dict(re.findall(r"^\| `(vllm_source_\w+)` \| `?(.*?)`? \|", table, re.MULTILINE))
+    assert rows == {k: str(v) for k, v in PLAYBOOK_VARIABLES.items()}
+    for playbook in ("vllm_source.yml", "rollback.yml"):
+        text = (ROOT / "playbooks" / playbook).read_text(encoding="utf-8")
+        for name, default in PLAYBOOK_VARIABLES.items():
+            shown = f"'{default}'" if isinstance(default, str) else str(default)
+            assert f"{name} | default({shown})" in text, (playbook, name)

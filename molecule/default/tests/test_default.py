@@ -17,7 +17,7 @@ testinfra_hosts = [f"podman://{HOST}"]
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MIRROR = REPO_ROOT / ".cache" / "mirror" / "vllm.git"
 PREFIX = "/opt/vllm"
-VENV = f"{PREFIX}/venv"
+VENV = f"{PREFIX}/current/venv"  # -> releases/<build key>/venv
 TAG = "v0.30.0"
 CHECKPOINTS = "/srv/checkpoints"
 
@@ -111,7 +111,7 @@ def test_build_log_is_kept_on_the_host(host):
     log = host.file(f"{PREFIX}/logs/build-{stamp['key']}.log")
     assert log.exists
     assert f"build {stamp['key']} finished" in log.content_string
-    assert stamp["wheel"].startswith(f"{PREFIX}/wheels/{stamp['key']}/vllm-0.30.0")
+    assert stamp["wheel"].startswith(f"{PREFIX}/releases/{stamp['key']}/wheel/vllm-0.30.0")
 
 
 def test_build_log_lines_carry_elapsed_time_that_bench_build_time_reads(host):

@@ -1,0 +1,185 @@
+#!/usr/bin/python
+"""List, switch and prune the releases of a vllm_source prefix."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from typing import List, Optional
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_fleet import Release, previous_release, releases_to_prune
+
+DOCUMENTATION = r"""
+---
+module: vllm_release
+short_description: List, switch and prune the releases under a vllm_source prefix
+description:
+  - A prefix holds C(releases/<key>/) (each with its own venv and wheel) and the symlink
+    C(current) -> C(releases/<key>). A release is verified when its stamp file exists (the
+    role writes it only after vllm_verify passed).
+  - C(state=info) changes nothing and reports the releases, current and previous.
+  - C(state=current) points C(current) at C(releases/<key>) atomically (a new symlink renamed
+    over the old one) and refuses a release that is not verified.
+  - C(state=pruned) deletes every release but current and the C(keep) newest verified ones.
+options:
+  prefix:
+    description: The install prefix (vllm_source_prefix).
+    type: path
+    required: true
+  state:
+    description: C(info), C(current) or C(pruned).
+    type: str
+    choices: [info, current, pruned]
+    default: info
+  key:
+    description: The release to make current (state=current); empty means the previous one.
+    type: str
+    default: ""
+  keep:
+    description: Verified releases to keep besides current (vllm_source_keep_releases).
+    type: int
+    default: 2
+  stamp:
+    description: Path, inside a release, of the stamp that marks it verified.
+    type: str
+    default: venv/vllm-source-stamp.json
+author: vllm-fleet
+"""
+
+EXAMPLES = r"""
+- name: Switch current to the verified release.
+  vllm_release:
+    prefix: /opt/vllm
+    state: current
+    key: 0123456789abcdef
+
+- name: Delete all but current and the two newest releases.
+  vllm_release:
+    prefix: /opt/vllm
+    state: pruned
+    keep: 2
+"""
+
+RETURN = r"""
+current:
+  description: Key that current points at after the module ran (empty when none).
+  type: str
+  returned: always
+previous:
+  description: The newest verified release other than current (the rollback target), or empty.
+  type: str
+  returned: always
+switched_from:
+  description: Key current pointed at before (state=current), empty when none.
+  type: str
+  returned: when state is current
+releases:
+  description: Every release, newest first, with key, mtime and verified.
+  type: list
+  elements: dict
+  returned: always
+pruned:
+  description: Keys of the releases deleted (state=pruned).
+  type: list
+  elements: str
+  returned: when state is pruned
+"""
+
+
+def list_releases(prefix: str, stamp: str) -> List[Release]:
+    root = os.path.join(prefix, "releases")
+    if not os.path.isdir(root):
+        return []
+    found: List[Release] = []
+    for key in os.listdir(root):
+        path = os.path.join(root, key)
+        if key.startswith(".") or not os.path.isdir(path) or os.path.islink(path):
+            continue
+        stamp_path = os.path.join(path, stamp)
+        verified = os.path.isfile(stamp_path)
+        found.append((key, os.stat(stamp_path if verified else path).st_mtime, verified))
+    return sorted(found, key=lambda r: -r[1])
+
+
+def current_key(prefix: str) -> str:
+    link = os.path.join(prefix, "current")
+    if not os.path.islink(link):
+        return ""
+    return os.path.basename(os.path.normpath(os.readlink(link)))
+
+
+def switch(prefix: str, key: str) -> None:
+    """Point prefix/current at releases/key: a temporary symlink renamed over the old one."""
+    tmp = os.path.join(prefix, ".current.tmp")
+    if os.path.lexists(tmp):
+        os.unlink(tmp)
+    os.symlink(os.path.join("releases", key), tmp)
+    os.replace(tmp, os.path.join(prefix, "current"))
+
+
+def report(releases: List[Release], current: str) -> dict:
+    return {
+        "current": current,
+        "previous": previous_release(releases, current) or "",
+        "releases": [{"key": k, "mtime": m, "verified": v} for k, m, v in releases],
+    }
+
+
+def make_current(module: AnsibleModule, releases: List[Release], before: str) -> None:
+    prefix = module.params["prefix"]
+    key: Optional[str] = module.params["key"] or previous_release(releases, before)
+    if not key:
+        module.fail_json(
+            msg=f"{prefix} has no verified release other than {before!r} to switch to; set "
+            f"vllm_source_rollback_to to a key under {prefix}/releases",
+            **report(releases, before),
+        )
+    verified = ", ".join(r[0] for r in releases if r[2])
+    if key not in {r[0] for r in releases if r[2]}:
+        module.fail_json(
+            msg=f"release {key} is not a verified release under {prefix}/releases "
+            f"(verified: {verified or 'none'}); set vllm_source_rollback_to to one of them",
+            **report(releases, before),
+        )
+    link = os.path.join(prefix, "current")
+    if os.path.lexists(link) and not os.path.islink(link):
+        module.fail_json(msg=f"{link} exists and is not a symlink: move it away")
+    changed = key != before
+    if changed and not module.check_mode:
+        switch(prefix, key)
+    after = key if changed else before
+    module.exit_json(changed=changed, switched_from=before, **report(releases, after))
+
+
+def prune(module: AnsibleModule, releases: List[Release], current: str) -> None:
+    doomed = releases_to_prune(releases, current, module.params["keep"])
+    if doomed and not module.check_mode:
+        for key in doomed:
+            shutil.rmtree(os.path.join(module.params["prefix"], "releases", key))
+    left = [r for r in releases if r[0] not in doomed]
+    module.exit_json(changed=bool(doomed), pruned=doomed, **report(left, current))
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "prefix": {"type": "path", "required": True},
+            "state": {"type": "str", "choices": ["info", "current", "pruned"], "default": "info"},
+            "key": {"type": "str", "default": ""},
+            "keep": {"type": "int", "default": 2},
+            "stamp": {"type": "str", "default": "venv/vllm-source-stamp.json"},
+        },
+        supports_check_mode=True,
+    )
+    releases = list_releases(module.params["prefix"], module.params["stamp"])
+    current = current_key(module.params["prefix"])
+    if module.params["state"] == "current":
+        make_current(module, releases, current)
+    elif module.params["state"] == "pruned":
+        prune(module, releases, current)
+    module.exit_json(changed=False, **report(releases, current))
+
+
+if __name__ == "__main__":
+    main()

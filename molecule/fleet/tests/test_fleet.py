@@ -1,0 +1,266 @@
+"""The fleet after converge (v0.29.0), then a tag bump, a no-op, a rollback, a failing batch
+and a held lock. Every fact is read from the hosts themselves (podman exec); the tests run in
+file order and each starts from the state the previous one left."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+PREFIX = "/opt/vllm"
+SAME_KEY = ["vllm-fleet-f1", "vllm-fleet-f2", "vllm-fleet-f3"]
+OTHER_KEY = "vllm-fleet-f4"
+BUILDER = "vllm-fleet-f2"  # the one of f1-f3 in the vllm_builders group
+LIMIT = ",".join(SAME_KEY)
+
+
+def sh(host: str, script: str, check: bool = True) -> str:
+    proc = subprocess.run(
+        ["podman", "exec", host, "bash", "-c", script], capture_output=True, text=True, check=False
+    )
+    assert not check or proc.returncode == 0, f"{host}: {script}: {proc.stderr}"
+    return proc.stdout.strip()
+
+
+def build_logs(host: str) -> List[str]:
+    out = sh(host, f"ls {PREFIX}/logs/build-*.log 2>/dev/null || true")
+    return out.split()
+
+
+def current_key(host: str) -> str:
+    return sh(host, f"readlink {PREFIX}/current").removeprefix("releases/")
+
+
+def stamp(host: str) -> Dict:
+    return json.loads(sh(host, f"cat {PREFIX}/current/venv/vllm-source-stamp.json"))
+
+
+def wheel_sha256(host: str) -> str:
+    return sh(host, f"sha256sum {PREFIX}/current/wheel/vllm-*.whl").split()[0]
+
+
+def vllm_version(host: str) -> str:
+    code = "import importlib.metadata as m; print(m.version('vllm'))"
+    return sh(host, f'runuser -u vllm -- {PREFIX}/current/venv/bin/python -c "{code}"')
+
+
+def tree(host: str) -> str:
+    """Every path under the prefix with size, mtime, owner and mode: what a run would change."""
+    fmt = "'%p %s %T@ %u %m\\n'"
+    return sh(host, f"find {PREFIX} -path '*/__pycache__' -prune -o -printf {fmt} | sort")
+
+
+def playbook(
+    name: str, *extra: str, inventory: Optional[Path] = None, **extra_vars: object
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+    env["ANSIBLE_FORCE_COLOR"] = "0"
+    args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
+    if inventory:
+        args += ["-i", str(inventory)]
+    if extra_vars:
+        args += ["-e", json.dumps(extra_vars)]
+    args += [str(REPO_ROOT / "playbooks" / name), *extra]
+    return subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
+
+
+def recap(out: str) -> Dict[str, Dict[str, int]]:
+    found = {}
+    out = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", out, re.MULTILINE):
+        found[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+    return found
+
+
+STATE: Dict[str, object] = {}
+
+
+# --- after converge: v0.29.0 on all four ------------------------------------------------
+
+
+def test_one_build_for_the_three_hosts_with_the_same_key():
+    logs = {h: build_logs(h) for h in SAME_KEY}
+    assert sum(len(v) for v in logs.values()) == 1, logs
+    assert len(logs[BUILDER]) == 1, f"the vllm_builders host must build: {logs}"
+    keys = {current_key(h) for h in SAME_KEY}
+    assert len(keys) == 1, keys
+    assert logs[BUILDER][0] == f"{PREFIX}/logs/build-{keys.pop()}.log"
+
+
+def test_a_host_with_another_key_built_its_own():
+    assert current_key(OTHER_KEY) != current_key(SAME_KEY[0])
+    assert build_logs(OTHER_KEY) == [f"{PREFIX}/logs/build-{current_key(OTHER_KEY)}.log"]
+
+
+def test_every_host_of_a_key_installed_the_same_wheel():
+    shas = {h: wheel_sha256(h) for h in SAME_KEY}
+    assert len(set(shas.values())) == 1, shas
+    for host in SAME_KEY:
+        assert stamp(host)["wheel_sha256"] == shas[host]
+        assert stamp(host)["built_here"] is (host == BUILDER)
+    cache = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "artifacts"
+    recorded = next((cache / current_key(BUILDER)).glob("*.whl.sha256")).read_text().split()[0]
+    assert recorded == shas[BUILDER], "the controller's cache records the wheel's sha256"
+
+
+def test_vllm_runs_from_the_current_release():
+    for host in [*SAME_KEY, OTHER_KEY]:
+        assert vllm_version(host) == "0.29.0+empty"
+        assert stamp(host)["inputs"]["version"] == "v0.29.0"
+
+
+def test_non_builders_have_no_checkout():
+    for host in ["vllm-fleet-f1", "vllm-fleet-f3"]:
+        assert sh(host, f"test -e {PREFIX}/extern/vllm && echo yes || echo no") == "no"
+
+
+def test_releases_belong_to_the_service_user_and_are_not_writable_by_others():
+    for host in SAME_KEY:
+        key = current_key(host)
+        release = f"{PREFIX}/releases/{key}"
+        for path in [f"{PREFIX}/releases", release, f"{release}/venv", f"{release}/wheel"]:
+            owner, mode = sh(host, f"stat -c '%U %a' {path}").split()
+            assert owner == "vllm" and int(mode, 8) & 0o022 == 0, (host, path, owner, mode)
+        profile = sh(host, "cat /etc/profile.d/vllm-source.sh")
+        assert f'VLLM_SOURCE_VENV="{PREFIX}/current/venv"' in profile
+        assert sh(host, f"test -e {PREFIX}/.vllm-source.lock && echo held || echo free") == "free"
+
+
+# --- tag bump v0.29.0 -> v0.30.0 on f1-f3 --------------------------------------------------
+
+
+def test_tag_bump_builds_once_and_switches_every_host():
+    before = {h: current_key(h) for h in SAME_KEY}
+    STATE["old_key"] = before[SAME_KEY[0]]
+    run = playbook("vllm_source.yml", "-l", LIMIT, vllm_source_version="v0.30.0")
+    assert run.returncode == 0, run.stdout[-4000:]
+    new = {h: current_key(h) for h in SAME_KEY}
+    assert len(set(new.values())) == 1 and set(new.values()) != set(before.values()), new
+    STATE["new_key"] = new[SAME_KEY[0]]
+    logs = {h: build_logs(h) for h in SAME_KEY}
+    assert sum(len(v) for v in logs.values()) == 2, logs  # one per key, both on the builder
+    assert f"{PREFIX}/logs/build-{STATE['new_key']}.log" in logs[BUILDER]
+    assert len({wheel_sha256(h) for h in SAME_KEY}) == 1
+    for host in SAME_KEY:
+        assert vllm_version(host) == "0.30.0+empty"
+        releases = sh(host, f"ls {PREFIX}/releases").split()
+        assert sorted(releases) == sorted([STATE["old_key"], STATE["new_key"]])
+
+
+def test_second_run_after_the_bump_changes_nothing():
+    start = time.monotonic()
+    run = playbook("vllm_source.yml", "-l", LIMIT, vllm_source_version="v0.30.0")
+    wall = time.monotonic() - start
+    assert run.returncode == 0, run.stdout[-4000:]
+    counts = recap(run.stdout)
+    assert set(counts) == set(SAME_KEY), counts
+    assert all(c["changed"] == 0 for c in counts.values()), counts
+    print(f"no-op run of 3 hosts: {wall:.1f} s")
+
+
+# --- rollback -------------------------------------------------------------------------
+
+
+def test_rollback_returns_every_host_to_the_previous_release_and_verifies_it():
+    run = playbook("rollback.yml", "-l", LIMIT)
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert run.stdout.count("; verified.") == 3
+    for host in SAME_KEY:
+        assert current_key(host) == STATE["old_key"]
+        assert vllm_version(host) == "0.29.0+empty"
+    assert all(c["failed"] == 0 for c in recap(run.stdout).values())
+
+
+def test_rollback_to_a_named_key_goes_forward_again_and_back(tmp_path):
+    run = playbook("rollback.yml", "-l", "vllm-fleet-f1", vllm_source_rollback_to=STATE["new_key"])
+    assert run.returncode == 0, run.stdout[-4000:]
+    assert current_key("vllm-fleet-f1") == STATE["new_key"]
+    run = playbook("rollback.yml", "-l", "vllm-fleet-f1", vllm_source_rollback_to="nosuchkey")
+    assert run.returncode != 0 and "Set vllm_source_rollback_to to one of them" in run.stdout
+    assert current_key("vllm-fleet-f1") == STATE["new_key"]
+    run = playbook("rollback.yml", "-l", "vllm-fleet-f1")
+    assert run.returncode == 0 and current_key("vllm-fleet-f1") == STATE["old_key"]
+
+
+# --- a failing first batch ------------------------------------------------------------
+
+
+def test_a_failing_first_batch_leaves_the_later_batches_untouched(tmp_path):
+    inventory = tmp_path / "bump.yml"
+    inventory.write_text(
+        json.dumps(
+            {
+                "gpu_hosts": {
+                    "vars": {"vllm_source_version": "v0.30.0"},
+                    "hosts": {"vllm-fleet-f1": {"vllm_source_version": "v9.9.9"}},
+                }
+            }
+        )
+    )
+    before = {h: tree(h) for h in SAME_KEY}
+    run = playbook("vllm_source.yml", "-l", LIMIT, inventory=inventory, vllm_source_serial=1)
+    assert run.returncode != 0
+    assert "Tag 'v9.9.9' does not exist" in run.stdout
+    assert set(recap(run.stdout)) == {"vllm-fleet-f1"}, "only the first batch may have run"
+    for host in SAME_KEY:
+        assert tree(host) == before[host], f"{host} changed"
+        assert current_key(host) == STATE["old_key"]
+
+
+# --- one run at a time ----------------------------------------------------------------
+
+
+def test_a_held_lock_stops_a_run_naming_the_holder():
+    host = "vllm-fleet-f3"
+    lock = f"{PREFIX}/.vllm-source.lock"
+    holder = {"run_id": "held-by-test", "pid": 4242, "host": host, "started": "now", "owner": "t"}
+    sh(host, f"echo '{json.dumps(holder)}' > {lock}")
+    try:
+        before = tree(host)
+        run = playbook(
+            "vllm_source.yml", "-l", host, vllm_source_version="v0.30.0", vllm_source_lock_timeout=3
+        )
+        assert run.returncode != 0
+        assert "held by run held-by-test" in run.stdout
+        assert f"remove it with `rm {lock}`" in run.stdout
+        assert tree(host) == before, "a run that did not get the lock must change nothing"
+    finally:
+        sh(host, f"rm -f {lock}")
+
+
+LOCK_TASK = "Take the prefix's lock; wait for another run to finish."
+
+
+def test_two_concurrent_runs_take_turns():
+    host = "vllm-fleet-f3"
+    env = dict(
+        os.environ,
+        ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"),
+        ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+        ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        ANSIBLE_FORCE_COLOR="0",
+    )
+    args = [
+        "ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"], "-l", host,
+        str(REPO_ROOT / "playbooks" / "vllm_source.yml"),
+    ]  # fmt: skip
+    procs = [
+        subprocess.Popen(args, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate()[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs[0][-2000:]
+    waited = []
+    for out in outs:
+        for play in json.loads(out)["plays"]:
+            for task in play["tasks"]:
+                if task["task"]["name"].endswith(LOCK_TASK):
+                    waited.append(task["hosts"][host]["waited"])
+    assert len(waited) == 2 and max(waited) > 0, f"one run must have waited: {waited}"
+    assert sh(host, f"test -e {PREFIX}/.vllm-source.lock && echo held || echo free") == "free"

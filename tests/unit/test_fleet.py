@@ -1,0 +1,224 @@
+"""Fleet decisions and the modules around them: builders, releases, the per-host lock."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import time
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import vllm_builders
+import vllm_lock
+import vllm_release
+from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils.vllm_fleet_fleet import (
+    choose_builders,
+    describe_holder,
+    lock_content,
+    parse_lock,
+    previous_release,
+    releases_to_prune,
+)
+
+
+def run(module: Any, args: Dict[str, Any], capsys: pytest.CaptureFixture) -> Dict[str, Any]:
+    with patch_module_args(args), pytest.raises(SystemExit):
+        module.main()
+    return json.loads(capsys.readouterr().out)
+
+
+# --- builders --------------------------------------------------------------------------
+
+HOSTS = [
+    {"name": "f1", "key": "aaa"},
+    {"name": "f2", "key": "aaa"},
+    {"name": "f3", "key": "aaa"},
+    {"name": "f4", "key": "bbb"},
+]
+
+
+def test_first_host_of_each_key_builds_without_a_builders_group() -> None:
+    assert choose_builders(HOSTS) == {"aaa": "f1", "bbb": "f4"}
+
+
+def test_a_host_in_the_builders_group_wins_for_its_key_only() -> None:
+    assert choose_builders(HOSTS, ["f3"]) == {"aaa": "f3", "bbb": "f4"}
+    # the first builder-group host in play order, not in group order
+    assert choose_builders(HOSTS, ["f3", "f2"]) == {"aaa": "f2", "bbb": "f4"}
+
+
+def test_builders_group_hosts_outside_the_play_are_ignored() -> None:
+    assert choose_builders(HOSTS, ["gpu-99"]) == {"aaa": "f1", "bbb": "f4"}
+
+
+def test_hosts_whose_arch_lists_differ_never_share_a_builder() -> None:
+    hosts = [{"name": "a100", "key": "k80"}, {"name": "h100", "key": "k90"}]
+    assert choose_builders(hosts, ["a100"]) == {"k80": "a100", "k90": "h100"}
+
+
+def test_builders_module_returns_the_choice(capsys) -> None:
+    args = {"hosts": [h["name"] for h in HOSTS], "keys": [h["key"] for h in HOSTS]}
+    out = run(vllm_builders, {**args, "builders_group": ["f2"]}, capsys)
+    assert out["builders"] == {"aaa": "f2", "bbb": "f4"}
+    assert out["changed"] is False
+
+
+def test_builders_module_refuses_a_host_without_key(capsys) -> None:
+    out = run(vllm_builders, {"hosts": ["f1", "f2"], "keys": ["aaa"]}, capsys)
+    assert out["failed"] and "build key" in out["msg"]
+
+
+# --- releases --------------------------------------------------------------------------
+
+
+def test_prune_keeps_current_and_the_newest_verified() -> None:
+    releases = [("a", 1.0, True), ("b", 2.0, True), ("c", 3.0, True), ("d", 4.0, True)]
+    assert releases_to_prune(releases, "d", 2) == ["a"]
+    assert releases_to_prune(releases, "a", 2) == ["b"]  # current is kept even when oldest
+    assert releases_to_prune(releases, "d", 0) == ["a", "b", "c"]
+
+
+def test_prune_drops_unverified_releases_but_never_current() -> None:
+    releases = [("ok", 1.0, True), ("broken", 9.0, False), ("cur", 5.0, True)]
+    assert releases_to_prune(releases, "cur", 2) == ["broken"]
+    assert releases_to_prune([("new", 1.0, False)], "new", 2) == []
+
+
+def test_previous_is_the_newest_verified_other_than_current() -> None:
+    releases = [("a", 1.0, True), ("b", 2.0, True), ("c", 3.0, False)]
+    assert previous_release(releases, "b") == "a"
+    assert previous_release(releases, "a") == "b"
+    assert previous_release([("a", 1.0, True)], "a") is None
+
+
+def make_release(prefix: Path, key: str, mtime: float, verified: bool = True) -> None:
+    venv = prefix / "releases" / key / "venv"
+    venv.mkdir(parents=True)
+    if verified:
+        stamp = venv / "vllm-source-stamp.json"
+        stamp.write_text("{}")
+        os.utime(stamp, (mtime, mtime))
+
+
+def test_release_module_switches_current_atomically_and_reports(tmp_path, capsys) -> None:
+    make_release(tmp_path, "old", 100)
+    make_release(tmp_path, "new", 200)
+    out = run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "new"}, capsys)
+    assert out["changed"] and out["current"] == "new" and out["switched_from"] == ""
+    assert os.readlink(tmp_path / "current") == "releases/new"
+    assert not (tmp_path / ".current.tmp").exists()
+    again = run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "new"}, capsys)
+    assert again["changed"] is False and again["previous"] == "old"
+    back = run(vllm_release, {"prefix": str(tmp_path), "state": "current"}, capsys)  # rollback
+    assert back["changed"] and back["current"] == "old" and back["switched_from"] == "new"
+    assert os.readlink(tmp_path / "current") == "releases/old"
+
+
+def test_release_module_refuses_an_unverified_release(tmp_path, capsys) -> None:
+    make_release(tmp_path, "half", 100, verified=False)
+    out = run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "half"}, capsys)
+    assert out["failed"] and "not a verified release" in out["msg"]
+    assert "vllm_source_rollback_to" in out["msg"]
+    assert not (tmp_path / "current").exists()
+
+
+def test_release_module_refuses_rollback_without_previous(tmp_path, capsys) -> None:
+    make_release(tmp_path, "only", 100)
+    run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "only"}, capsys)
+    out = run(vllm_release, {"prefix": str(tmp_path), "state": "current"}, capsys)
+    assert out["failed"] and "no verified release other than" in out["msg"]
+
+
+def test_release_module_prunes_old_releases(tmp_path, capsys) -> None:
+    for i, key in enumerate(["r1", "r2", "r3", "r4"]):
+        make_release(tmp_path, key, 100 + i)
+    run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "r2"}, capsys)
+    out = run(vllm_release, {"prefix": str(tmp_path), "state": "pruned", "keep": 2}, capsys)
+    assert out["changed"] and out["pruned"] == ["r1"]
+    assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == ["r2", "r3", "r4"]
+    again = run(vllm_release, {"prefix": str(tmp_path), "state": "pruned", "keep": 2}, capsys)
+    assert again["changed"] is False and again["pruned"] == []
+
+
+# --- lock ------------------------------------------------------------------------------
+
+
+def test_lock_content_round_trips_and_names_the_holder() -> None:
+    holder = parse_lock(lock_content("run-1", 42, "f1", "2025-01-01T00:00:00Z", "root@ctl"))
+    assert holder["run_id"] == "run-1" and holder["pid"] == 42
+    line = describe_holder(holder)
+    assert "run-1" in line and "pid 42 on f1" in line and "root@ctl" in line
+    assert "unreadable" in describe_holder(parse_lock("garbage"))
+
+
+def lock_args(path: Path, run_id: str, **extra: Any) -> Dict[str, Any]:
+    return {"path": str(path), "run_id": run_id, "owner": "tester", **extra}
+
+
+def test_lock_is_taken_released_and_reports_no_change(tmp_path, capsys) -> None:
+    lock = tmp_path / ".vllm-source.lock"
+    out = run(vllm_lock, lock_args(lock, "A", timeout=0), capsys)
+    assert out["changed"] is False and lock.exists()
+    assert json.loads(lock.read_text())["run_id"] == "A"
+    out = run(vllm_lock, lock_args(lock, "B", state="absent"), capsys)  # not B's: kept
+    assert lock.exists()
+    out = run(vllm_lock, lock_args(lock, "A", state="absent"), capsys)
+    assert out["changed"] is False and not lock.exists()
+
+
+def test_a_second_run_waits_then_fails_naming_the_holder(tmp_path, capsys) -> None:
+    lock = tmp_path / ".vllm-source.lock"
+    run(vllm_lock, lock_args(lock, "A", timeout=0), capsys)
+    start = time.monotonic()
+    out = run(vllm_lock, lock_args(lock, "B", timeout=2), capsys)
+    assert time.monotonic() - start >= 2
+    assert out["failed"]
+    assert "run A of tester" in out["msg"]
+    assert "vllm_source_lock_timeout" in out["msg"]
+    assert f"rm {lock}" in out["msg"], "the message must say how to clear a stale lock"
+    assert json.loads(lock.read_text())["run_id"] == "A", "the holder's lock must stay"
+
+
+def hold_then_release(path: str, seconds: float) -> None:
+    time.sleep(seconds)
+    os.unlink(path)
+
+
+def test_a_waiting_run_takes_the_lock_once_it_is_released(tmp_path, capsys) -> None:
+    lock = tmp_path / ".vllm-source.lock"
+    run(vllm_lock, lock_args(lock, "A", timeout=0), capsys)
+    proc = multiprocessing.get_context("fork").Process(
+        target=hold_then_release, args=(str(lock), 1.5)
+    )
+    proc.start()
+    out = run(vllm_lock, lock_args(lock, "B", timeout=30), capsys)
+    proc.join()
+    assert not out.get("failed") and out["waited"] >= 1.0
+    assert json.loads(lock.read_text())["run_id"] == "B"
+
+
+def race(path: str, run_id: str, results: Any) -> None:
+    results.put((run_id, vllm_lock.try_create(path, run_id)))
+
+
+def test_exactly_one_of_many_concurrent_runs_gets_the_lock(tmp_path) -> None:
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    lock = str(tmp_path / ".vllm-source.lock")
+    procs = [ctx.Process(target=race, args=(lock, f"run-{i}", results)) for i in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join()
+    outcomes = [results.get() for _ in procs]
+    winners = [run_id for run_id, won in outcomes if won]
+    assert len(winners) == 1
+    assert Path(lock).read_text().strip() == winners[0]
+
+
+def test_lock_fails_when_the_prefix_is_missing(tmp_path, capsys) -> None:
+    out = run(vllm_lock, lock_args(tmp_path / "nope" / ".vllm-source.lock", "A"), capsys)
+    assert out["failed"] and "does not exist" in out["msg"]
