@@ -9,6 +9,7 @@ import sys
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_child import child_report
 from ansible.module_utils.vllm_fleet_smoke import (
     evaluate,
     model_problem,
@@ -168,17 +169,10 @@ if __name__ == "__main__":
 """
 
 
-def child_report(rc: int, stdout: str, stderr: str) -> Dict[str, Any]:
-    """Return the child's JSON report, or an error report built from its exit and stderr."""
-    for line in reversed(stdout.strip().splitlines()):
-        try:
-            report = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(report, dict):
-            return report
-    tail = [line for line in stderr.strip().splitlines() if line.strip()][-1:] or ["no output"]
-    return {"error": f"the generation process exited with {rc} and no report: {tail[0]}"}
+def run_report(rc: int, stdout: str, stderr: str) -> Dict[str, Any]:
+    """Return the generation's JSON report, or an error report built from its exit and output."""
+    report, error = child_report("the generation process", rc, stdout, stderr)
+    return {"error": error} if error else report
 
 
 def generate(module: AnsibleModule, run: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:
@@ -193,7 +187,7 @@ def generate(module: AnsibleModule, run: Dict[str, Any], env: Dict[str, str]) ->
     rc, stdout, stderr = module.run_command(
         argv, data=json.dumps(request), environ_update=env, cwd="/"
     )
-    report = child_report(rc, stdout, stderr)
+    report = run_report(rc, stdout, stderr)
     if rc == 124:
         report["error"] = f"timed out after {params['timeout']} s (vllm_source_smoke_timeout)"
     return report

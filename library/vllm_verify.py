@@ -12,6 +12,7 @@ import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_child import child_report, last_line
 
 DOCUMENTATION = r"""
 ---
@@ -262,16 +263,6 @@ def commit_check(expected: Optional[str], recorded: Optional[str]) -> Tuple[str,
         "checked out at another commit (a moved tag?). Set vllm_source_commit to the commit of "
         "vllm_source_version, or rebuild from that commit."
     )
-
-
-PYDANTIC_FOOTER = "For further information visit"
-
-
-def last_line(text: str) -> str:
-    """Return the last meaningful line of a traceback or message (not pydantic's link footer)."""
-    lines = [line.strip() for line in str(text).strip().splitlines() if line.strip()]
-    lines = [line for line in lines if not line.startswith(PYDANTIC_FOOTER)] or lines
-    return lines[-1] if lines else ""
 
 
 def exception_line(exc: BaseException) -> str:
@@ -538,16 +529,7 @@ finish()
 
 def parse_probe_output(rc: int, stdout: str, stderr: str) -> Tuple[Dict[str, Any], Optional[str]]:
     """Return the probe's report, or an error naming what went wrong (exit code, stderr tail)."""
-    text = stdout.strip()
-    if text:
-        try:
-            report = json.loads(text.splitlines()[-1])
-        except ValueError:
-            report = None
-        if isinstance(report, dict):
-            return report, None
-    detail = last_line(stderr) or last_line(stdout) or "no output"
-    return {}, f"the probe exited with {rc} and no report: {detail}"
+    return child_report("the probe", rc, stdout, stderr)
 
 
 def identity_from_probe(report: Dict[str, Any]) -> Dict[str, Any]:

@@ -155,8 +155,8 @@ def test_evaluate_and_summary() -> None:
 
 
 def test_child_report_takes_the_last_json_line() -> None:
-    assert vllm_smoke.child_report(0, 'noise\n{"tokens": 3}\n', "") == {"tokens": 3}
-    error = vllm_smoke.child_report(-9, "noise\n", "INFO x\nKilled\n")["error"]
+    assert vllm_smoke.run_report(0, 'noise\n{"tokens": 3}\n', "") == {"tokens": 3}
+    error = vllm_smoke.run_report(-9, "noise\n", "INFO x\nKilled\n")["error"]
     assert error == "the generation process exited with -9 and no report: Killed"
 
 

@@ -324,7 +324,9 @@ def test_main_fails_when_vllm_does_not_import(capsys: pytest.CaptureFixture[str]
 
 
 def test_module_file_imports_no_vllm() -> None:
-    code = f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'library')!r}); import vllm_verify; "
+    code = f"import sys; sys.path.insert(0, {str(REPO_ROOT / 'library')!r}); "
+    code += "import ansible.module_utils as mu; "
+    code += f"mu.__path__.append({str(REPO_ROOT / 'module_utils')!r}); import vllm_verify; "
     code += "assert not [m for m in sys.modules if m.split('.')[0] in ('vllm', 'torch')]"
     subprocess.run([sys.executable, "-c", code], check=True)
 
