@@ -77,8 +77,7 @@ progress() {
 }
 
 playbook() {
-  # shellcheck disable=SC2086
-  /tmp/ctl/bin/ansible-playbook -v -i "$INVENTORY" "$ROOT/site.yml" -l gpu_hosts "$@" ${GPU_EXTRA_ARGS:-}
+  /tmp/ctl/bin/ansible-playbook -v -i "$INVENTORY" "$ROOT/site.yml" -l gpu_hosts "$@"
 }
 
 sample_memory() {  # every 5 s: elapsed, used GiB (MemTotal - MemAvailable), latest ninja step
