@@ -66,5 +66,16 @@ class PodmanHost:
             cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
         )  # fmt: skip
 
+    def run_play(self, tmp_path: Path, play: str, role_vars: dict) -> subprocess.CompletedProcess:
+        """Run a playbook text against this host (podman connection) with the given vars."""
+        (tmp_path / "play.yml").write_text(play, encoding="utf-8")
+        (tmp_path / "vars.json").write_text(json.dumps(role_vars), encoding="utf-8")
+        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
+        return subprocess.run(
+            ["ansible-playbook", "-i", f"{self.name},", "-c", "containers.podman.podman",
+             "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
+            cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+
     def remove(self) -> None:
         podman("rm", "-f", "-t", "0", self.name, check=False)

@@ -4,15 +4,12 @@ their sha256, unpacked and checked where the build will read them."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any, Dict
 
 import pytest
 
-from .podman_host import REPO_ROOT, PodmanHost
+from .podman_host import PodmanHost
 from .test_stage_sources import pins, stage
 
 PLAY = """
@@ -40,29 +37,22 @@ def host(podman_ready):
     host.remove()
 
 
-def run(host: PodmanHost, tmp_path: Path, role_vars: Dict[str, Any]) -> subprocess.CompletedProcess:
-    (tmp_path / "play.yml").write_text(PLAY)
-    (tmp_path / "vars.json").write_text(json.dumps(role_vars))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        ["ansible-playbook", "-i", f"{host.name},", "-c", "containers.podman.podman",
-         "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-
-
 def changed(output: str) -> int:
     line = next(line for line in output.splitlines() if " : ok=" in line)
     return int(line.split("changed=")[1].split()[0])
 
 
+@pytest.fixture
+def stage_dir(upstream: Dict[str, Any], tmp_path: Path) -> Path:
+    """The local upstream's v0.30.0 pins, staged and packed by playbooks/stage_sources.yml."""
+    staged = tmp_path / "stage" / "v0.30.0"
+    stage(upstream, staged)
+    return staged
+
+
 def test_wheelhouse_and_staged_sources_reach_the_host(
-    host: PodmanHost,
-    upstream: Dict[str, Any],
-    tmp_path: Path,
+    host: PodmanHost, upstream: Dict[str, Any], stage_dir: Path, tmp_path: Path
 ) -> None:
-    stage_dir = tmp_path / "stage" / "v0.30.0"
-    stage(upstream, stage_dir)
     wheelhouse = tmp_path / "wheels"
     wheelhouse.mkdir()
     (wheelhouse / "demo-1.0-py3-none-any.whl").write_bytes(b"PK\x05\x06" + bytes(18))
@@ -72,7 +62,7 @@ def test_wheelhouse_and_staged_sources_reach_the_host(
         "vllm_source_controller_deps_dir": str(stage_dir),
         "vllm_source_pins": {"fetchcontent": pins(upstream)},
     }
-    first = run(host, tmp_path, role_vars)
+    first = host.run_play(tmp_path, PLAY, role_vars)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
     assert changed(first.stdout) > 0
 
@@ -86,22 +76,18 @@ def test_wheelhouse_and_staged_sources_reach_the_host(
     line = next(line for line in first.stdout.splitlines() if "SRC_DIRS" in line)
     assert f'"VLLM_CUTLASS_SRC_DIR": "{deps}/cutlass"' in line, line
 
-    again = run(host, tmp_path, role_vars)
+    again = host.run_play(tmp_path, PLAY, role_vars)
     assert again.returncode == 0, again.stdout[-3000:]
     assert changed(again.stdout) == 0
 
 
 def test_an_archive_that_does_not_match_its_sha256_is_refused(
-    host: PodmanHost,
-    upstream: Dict[str, Any],
-    tmp_path: Path,
+    host: PodmanHost, upstream: Dict[str, Any], stage_dir: Path, tmp_path: Path
 ) -> None:
-    stage_dir = tmp_path / "stage" / "v0.30.0"
-    stage(upstream, stage_dir)
     Path(f"{stage_dir}.tar.xz.sha256").write_text(f"{'0' * 64}  v0.30.0.tar.xz\n")
-    result = run(
-        host,
+    result = host.run_play(
         tmp_path,
+        PLAY,
         {
             "vllm_source_target_device": "cuda",
             "vllm_source_controller_deps_dir": str(stage_dir),

@@ -4,14 +4,11 @@ its own, through a .pth file (a venv made from a venv only sees the base interpr
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from .podman_host import REPO_ROOT, PodmanHost
+from .podman_host import PodmanHost
 
 VENV = "/opt/vllm/releases/testkey/venv"
 
@@ -43,17 +40,6 @@ def host(podman_ready):
     host.remove()
 
 
-def run(host: PodmanHost, tmp_path: Path, role_vars: dict) -> subprocess.CompletedProcess:
-    (tmp_path / "play.yml").write_text(PLAY)
-    (tmp_path / "vars.json").write_text(json.dumps(role_vars))
-    env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
-    return subprocess.run(
-        ["ansible-playbook", "-i", f"{host.name},", "-c", "containers.podman.podman",
-         "-e", f"@{tmp_path / 'vars.json'}", str(tmp_path / "play.yml")],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
-
-
 def test_venv_made_from_a_venv_python_sees_its_packages(host: PodmanHost, tmp_path: Path) -> None:
     role_vars = {
         "vllm_source_python": "/opt/base/bin/python3",
@@ -62,7 +48,7 @@ def test_venv_made_from_a_venv_python_sees_its_packages(host: PodmanHost, tmp_pa
         "vllm_source_target_device": "empty",
         "vllm_source_build_key": "testkey",  # what key.yml names
     }
-    result = run(host, tmp_path, role_vars)
+    result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     code = (
         "import basepkg, sys; print(basepkg.VERSION); "
@@ -83,7 +69,7 @@ def test_without_system_site_packages_the_parent_stays_invisible(
         "vllm_source_target_device": "empty",
         "vllm_source_build_key": "testkey",  # what key.yml names
     }
-    result = run(host, tmp_path, role_vars)
+    result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
     probe = host.sh("/opt/vllm/releases/testkey/venv/bin/python -c 'import basepkg'", check=False)
     assert probe.returncode != 0

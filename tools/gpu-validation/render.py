@@ -100,6 +100,8 @@ def render(dirs: List[Path]) -> str:
                 fenced(json.dumps(verify, indent=2), "json"),
             ]
         smoke = task_result(log, SMOKE_TASK) if name == "precompiled" else None
+        if name == "precompiled" and not smoke:
+            out.append("Smoke test: not reached in this run (the play stopped before it).\n")
         if smoke:
             out += [
                 "Smoke test (`vllm_smoke`), one line per run:\n",
@@ -107,7 +109,7 @@ def render(dirs: List[Path]) -> str:
                 "Runs:\n",
                 fenced(json.dumps(smoke.get("runs", []), indent=2), "json"),
             ]
-    builds = [p for n, p in files.items() if n.startswith("build-") and n.endswith(".log")]
+    builds = [p for n, p in files.items() if n.startswith("build-") and ".log" in n]
     for path in builds:
         out += [
             f"## Build log of the precompiled build ({path.name})\n",
@@ -122,6 +124,12 @@ def render(dirs: List[Path]) -> str:
             "`bench/build_time` figures of its build log:\n",
             fenced(json.dumps(figures, indent=2), "json"),
         ]
+        if figures["status"] == "running":
+            out.append(
+                f"The log ends mid-build, after {figures['elapsed_s']} s: the build was stopped "
+                f"there with {figures['steps_done']} of {figures['steps_total']} ninja steps "
+                "done.\n"
+            )
         if "full-memory.txt" in files:
             peak = peak_memory(read(files["full-memory.txt"]))
             out.append(f"Peak memory in use on the machine during the build: {peak}\n\n")
@@ -132,7 +140,8 @@ def render(dirs: List[Path]) -> str:
                 for line in log.splitlines()
                 if line.startswith(("TASK [", "ok:", "changed:", "fatal:", "PLAY RECAP"))
             ]
-            out += ["Last role steps of that run:\n", fenced("\n".join(lines[-8:]))]
+            lines = [line if len(line) < 240 else line[:239] + "…" for line in lines[-8:]]
+            out += ["Last role steps of that run:\n", fenced("\n".join(lines))]
     return "\n".join(out)
 
 

@@ -77,7 +77,8 @@ progress() {
 }
 
 playbook() {
-  /tmp/ctl/bin/ansible-playbook -v -i "$INVENTORY" "$ROOT/site.yml" -l gpu_hosts "$@"
+  # shellcheck disable=SC2086
+  /tmp/ctl/bin/ansible-playbook -v -i "$INVENTORY" "$ROOT/site.yml" -l gpu_hosts "$@" ${GPU_EXTRA_ARGS:-}
 }
 
 sample_memory() {  # every 5 s: elapsed, used GiB (MemTotal - MemAvailable), latest ninja step
@@ -94,7 +95,7 @@ sample_memory() {  # every 5 s: elapsed, used GiB (MemTotal - MemAvailable), lat
 full_start() {
   mkdir -p "$WORK/full"
   local args=(-e vllm_source_build_mode=full -e vllm_source_prefix=/opt/vllm-full
-    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e vllm_source_smoke_test=false)
+    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e "{\"vllm_source_smoke_test\": false}")
   local mem_gib cpus
   mem_gib=$(awk '/MemTotal/{print int($2/1048576)}' /proc/meminfo); cpus=$(nproc)
   if (( mem_gib < 4 * cpus )); then
@@ -106,7 +107,7 @@ full_start() {
     "  # MemTotal at start: ${mem_gib} GiB, ${cpus} CPUs" >"$WORK/full/command.txt"
   setsid nohup bash -c "$(declare -f sample_memory); sample_memory" >"$WORK/full/memory.txt" 2>&1 < /dev/null &
   setsid nohup bash -c "$(declare -f playbook); INVENTORY='$INVENTORY' ROOT='$ROOT'; \
-    time playbook ${args[*]}" >"$WORK/full/run.log" 2>&1 < /dev/null &
+    time playbook $(printf '%q ' "${args[@]}")" >"$WORK/full/run.log" 2>&1 < /dev/null &
   # Wait until the build itself runs, so the precompiled run does not race it for the user.
   for _ in $(seq 1 60); do
     ls /opt/vllm-full/logs/build-*.log >/dev/null 2>&1 && break
@@ -119,9 +120,9 @@ full_start() {
 precompiled() {
   machine
   echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts" >"$OUT/precompiled-command.txt"
-  { time playbook; } >"$OUT/precompiled-run.log" 2>&1 || { tail -60 "$OUT/precompiled-run.log"; return 1; }
+  { time playbook -e vllm_source_user=vllmpre -e vllm_source_group=vllmpre; } >"$OUT/precompiled-run.log" 2>&1 || { tail -60 "$OUT/precompiled-run.log"; return 1; }
   echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts -e vllm_source_smoke_test=false" >"$OUT/rerun-command.txt"
-  { time playbook -e vllm_source_smoke_test=false; } >"$OUT/rerun.log" 2>&1 || { tail -40 "$OUT/rerun.log"; return 1; }
+  { time playbook -e vllm_source_user=vllmpre -e vllm_source_group=vllmpre -e '{"vllm_source_smoke_test": false}'; } >"$OUT/rerun.log" 2>&1 || { tail -40 "$OUT/rerun.log"; return 1; }
   cp /opt/vllm/logs/build-*.log "$OUT/" 2>/dev/null || true
   grep -A1 'PLAY RECAP' "$OUT/precompiled-run.log" "$OUT/rerun.log"
 }
