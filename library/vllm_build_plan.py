@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+from typing import Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_plan import (
@@ -13,6 +14,7 @@ from ansible.module_utils.vllm_fleet_plan import (
     VLLM_CUDA_ARCHS,
     PlanError,
     build_plan,
+    cgroup_memory_limit_mb,
     mem_total_mb_from_meminfo,
 )
 
@@ -22,7 +24,8 @@ module: vllm_build_plan
 short_description: Plan the torch variant, CUDA archs, MAX_JOBS and NVCC_THREADS of a vLLM build
 description:
   - Pure decisions from the host's GPU, driver and toolkit facts; reads only the CPU count
-    (os.sched_getaffinity) and MemTotal of /proc/meminfo when they are not given.
+    (os.sched_getaffinity) and MemTotal of /proc/meminfo, or the process's cgroup memory
+    limit when it is lower (a container, a systemd slice), when they are not given.
     Changes nothing; works in check mode.
   - Fails, naming the role variable to change, when no PyTorch variant fits the driver and
     toolkit, when an explicit arch list is malformed or lacks a GPU of this host, or when a
@@ -98,7 +101,9 @@ options:
     type: int
     default: 0
   mem_total_mb:
-    description: RAM in MiB; 0 reads MemTotal from /proc/meminfo.
+    description: >-
+      RAM in MiB; 0 reads MemTotal from /proc/meminfo, or the cgroup memory limit when
+      that is lower.
     type: int
     default: 0
 author: vllm-fleet
@@ -161,9 +166,23 @@ def detect_cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def detect_mem_total_mb() -> int:
-    with open("/proc/meminfo", encoding="ascii") as handle:
-        return mem_total_mb_from_meminfo(handle.read())
+def read_text(path: str) -> Optional[str]:
+    try:
+        with open(path, encoding="ascii") as handle:
+            return handle.read()
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def detect_mem_total_mb() -> Tuple[int, str]:
+    """MemTotal, or the cgroup memory limit when that is lower, and which one it is."""
+    mem = mem_total_mb_from_meminfo(read_text("/proc/meminfo") or "")
+    limit = cgroup_memory_limit_mb(
+        read_text("/proc/self/cgroup") or "", lambda rel: read_text("/sys/fs/cgroup/" + rel)
+    )
+    if limit is not None and limit < mem:
+        return limit, "cgroup memory limit"
+    return mem, ""
 
 
 def main() -> None:
@@ -192,6 +211,9 @@ def main() -> None:
     )
     p = module.params
     try:
+        mem_total_mb, mem_source = (
+            (p["mem_total_mb"], "") if p["mem_total_mb"] else detect_mem_total_mb()
+        )
         plan, warnings = build_plan(
             target_device=p["target_device"],
             compute_capabilities=p["compute_capabilities"],
@@ -204,7 +226,8 @@ def main() -> None:
             nvcc_threads=p["nvcc_threads"],
             mem_per_job_gb=p["mem_per_job_gb"],
             cpu_count=p["cpu_count"] or detect_cpu_count(),
-            mem_total_mb=p["mem_total_mb"] or detect_mem_total_mb(),
+            mem_total_mb=mem_total_mb,
+            mem_source=mem_source,
             gpus=p["gpus"],
             supported_archs=p["supported_archs"] or VLLM_CUDA_ARCHS,
         )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 TARGET_DEVICES = ("cuda", "empty")
 TORCH_VARIANTS = ("auto", "cpu", "cu126", "cu128", "cu130")
@@ -327,7 +327,11 @@ def memory_bound_jobs(mem_total_mb: int, mem_per_job_gb: float) -> int:
 
 
 def plan_max_jobs(
-    requested: int, cpu_count: int, mem_total_mb: int, mem_per_job_gb: float
+    requested: int,
+    cpu_count: int,
+    mem_total_mb: int,
+    mem_per_job_gb: float,
+    mem_source: str = "",
 ) -> Tuple[int, str, List[str]]:
     """MAX_JOBS, the reason, and warnings.
 
@@ -343,7 +347,10 @@ def plan_max_jobs(
     cpu_count = max(1, cpu_count)
     by_memory = memory_bound_jobs(mem_total_mb, mem_per_job_gb)
     mem_gib = mem_total_mb * GIB_PER_MB
-    facts = f"{cpu_count} CPUs, {mem_gib:.1f} GiB RAM at {mem_per_job_gb:g} GiB per compile job"
+    where = f" ({mem_source})" if mem_source else ""
+    facts = (
+        f"{cpu_count} CPUs, {mem_gib:.1f} GiB RAM{where} at {mem_per_job_gb:g} GiB per compile job"
+    )
     if requested:
         reason = f"{facts} -> MAX_JOBS={requested} (vllm_source_max_jobs)"
         warnings = []
@@ -400,6 +407,7 @@ def build_plan(
     mem_total_mb: int,
     gpus: Sequence[Dict[str, Any]] = (),
     supported_archs: Sequence[str] = VLLM_CUDA_ARCHS,
+    mem_source: str = "",
 ) -> Tuple[Dict[str, Any], List[str]]:
     """The `vllm_build_plan` return value and the warnings to show."""
     if target_device not in TARGET_DEVICES:
@@ -422,7 +430,9 @@ def build_plan(
         gpus,
         supported_archs or VLLM_CUDA_ARCHS,
     )
-    jobs, reason, job_warnings = plan_max_jobs(max_jobs, cpu_count, mem_total_mb, mem_per_job_gb)
+    jobs, reason, job_warnings = plan_max_jobs(
+        max_jobs, cpu_count, mem_total_mb, mem_per_job_gb, mem_source
+    )
     arch_count = len(arch_list.split(";")) if arch_list else 0
     threads, thread_warnings = plan_nvcc_threads(nvcc_threads, arch_count, jobs)
     env = {
@@ -449,3 +459,38 @@ def mem_total_mb_from_meminfo(text: str) -> int:
     if not match:
         raise PlanError("/proc/meminfo has no MemTotal line")
     return int(match.group(1)) // 1024
+
+
+# Above this, a cgroup v1 memory limit means "no limit" (the kernel reports ~2^63).
+CGROUP_V1_UNLIMITED = 1 << 60
+
+
+def cgroup_memory_limit_mb(
+    proc_self_cgroup: str, read: Callable[[str], Optional[str]]
+) -> Optional[int]:
+    """The tightest memory limit on this process's cgroup and its ancestors, in MiB.
+
+    `proc_self_cgroup` is /proc/self/cgroup; `read(path)` returns the text of a file under
+    /sys/fs/cgroup (path relative to it) or None. cgroup v2 reads memory.max ("max": no
+    limit), v1 the memory controller's memory.limit_in_bytes. None when nothing limits.
+    A build in a container or a systemd slice with a memory limit is OOM-killed at that
+    limit, not at MemTotal.
+    """
+    candidates: List[str] = []
+    for line in proc_self_cgroup.splitlines():
+        parts = line.split(":", 2)
+        if len(parts) != 3:
+            continue
+        _, controllers, path = parts
+        levels = [p for p in path.strip().split("/") if p]
+        chain = ["/".join(levels[:n]) for n in range(len(levels), -1, -1)]
+        if controllers == "":
+            candidates += [f"{c}/memory.max".lstrip("/") for c in chain]
+        elif "memory" in controllers.split(","):
+            candidates += [f"memory/{c}/memory.limit_in_bytes".replace("//", "/") for c in chain]
+    limits = []
+    for path in candidates:
+        text = (read(path) or "").strip()
+        if text.isdigit() and int(text) < CGROUP_V1_UNLIMITED:
+            limits.append(int(text) // (1024 * 1024))
+    return min(limits) if limits else None

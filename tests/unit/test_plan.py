@@ -14,6 +14,7 @@ from ansible.module_utils.vllm_fleet_plan import (
     PlanError,
     arch_covers,
     build_plan,
+    cgroup_memory_limit_mb,
     choose_torch_variant,
     cuda_version,
     mem_total_mb_from_meminfo,
@@ -550,3 +551,57 @@ def test_shared_h200_testdata_agrees_with_the_constants() -> None:
     csv = (shared / "nvidia-smi-query-gpu.csv").read_text().splitlines()[1:]
     assert [row.split(", ")[5] for row in csv] == ["9.0", "9.0"]
     assert int((shared / "free-b.txt").read_text().split()[7]) // (1024 * 1024) == H200_MEM_MB
+
+
+# --- cgroup memory limits ---------------------------------------------------------------
+
+
+def sysfs(files):
+    return lambda rel: files.get(rel)
+
+
+def test_cgroup_v2_limit_of_a_container_is_read_at_its_root() -> None:
+    # Inside a container with its own cgroup namespace, /proc/self/cgroup says "0::/".
+    assert cgroup_memory_limit_mb("0::/\n", sysfs({"memory.max": "4294967296\n"})) == 4096
+
+
+def test_cgroup_v2_takes_the_tightest_limit_up_the_tree() -> None:
+    files = {
+        "system.slice/build.service/memory.max": "max\n",
+        "system.slice/memory.max": "8589934592\n",
+    }
+    assert cgroup_memory_limit_mb("0::/system.slice/build.service\n", sysfs(files)) == 8192
+
+
+def test_cgroup_v1_memory_controller_and_its_unlimited_value() -> None:
+    text = "12:cpu,cpuacct:/docker/abc\n11:memory:/docker/abc\n"
+    limited = {"memory/docker/abc/memory.limit_in_bytes": "2147483648\n"}
+    assert cgroup_memory_limit_mb(text, sysfs(limited)) == 2048
+    unlimited = {"memory/docker/abc/memory.limit_in_bytes": "9223372036854771712\n"}
+    assert cgroup_memory_limit_mb(text, sysfs(unlimited)) is None
+
+
+def test_no_cgroup_limit_means_none() -> None:
+    assert (
+        cgroup_memory_limit_mb("0::/user.slice\n", sysfs({"user.slice/memory.max": "max"})) is None
+    )
+    assert cgroup_memory_limit_mb("", sysfs({})) is None
+
+
+def test_a_cgroup_limit_bounds_max_jobs_and_is_named() -> None:
+    jobs, reason, _ = plan_max_jobs(0, 64, 8 * 1024, 4, "cgroup memory limit")
+    assert jobs == 2
+    assert "8.0 GiB RAM (cgroup memory limit)" in reason and "memory-bound" in reason
+
+
+def test_main_plans_for_the_cgroup_limit_under_memtotal(capsys, monkeypatch) -> None:
+    files = {
+        "/proc/meminfo": "MemTotal:       263904712 kB\n",  # 251 GiB on the host
+        "/proc/self/cgroup": "0::/\n",
+        "/sys/fs/cgroup/memory.max": str(12 * 1024**3) + "\n",  # a 12 GiB container
+    }
+    monkeypatch.setattr(vllm_build_plan, "read_text", files.get)
+    rc, result = run_main({"target_device": "empty", "cpu_count": 32}, capsys)
+    assert rc == 0
+    assert result["vllm_build_plan"]["max_jobs"] == 3
+    assert "12.0 GiB RAM (cgroup memory limit)" in result["vllm_build_plan"]["max_jobs_reason"]
