@@ -8,7 +8,12 @@ import shutil
 from typing import List, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_fleet import Release, previous_release, releases_to_prune
+from ansible.module_utils.vllm_fleet_fleet import (
+    Release,
+    is_partial,
+    previous_release,
+    releases_to_prune,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -22,18 +27,23 @@ description:
   - C(state=current) points C(current) at C(releases/<key>) atomically (a new symlink renamed
     over the old one) and refuses a release that is not verified.
   - C(state=pruned) deletes every release but current and the C(keep) newest verified ones.
+  - C(state=discarded) deletes C(releases/<key>) when it is partial: no stamp (a run failed
+    or was killed before verify) and not current. A verified or current release is left as
+    it is.
 options:
   prefix:
     description: The install prefix (vllm_source_prefix).
     type: path
     required: true
   state:
-    description: C(info), C(current) or C(pruned).
+    description: C(info), C(current), C(pruned) or C(discarded).
     type: str
-    choices: [info, current, pruned]
+    choices: [info, current, pruned, discarded]
     default: info
   key:
-    description: The release to make current (state=current); empty means the previous one.
+    description: >-
+      The release to make current (state=current; empty means the previous one) or to
+      discard (state=discarded).
     type: str
     default: ""
   keep:
@@ -79,6 +89,10 @@ releases:
   type: list
   elements: dict
   returned: always
+discarded:
+  description: Whether the partial release C(key) was deleted (state=discarded).
+  type: bool
+  returned: when state is discarded
 pruned:
   description: Keys of the releases deleted (state=pruned).
   type: list
@@ -161,11 +175,26 @@ def prune(module: AnsibleModule, releases: List[Release], current: str) -> None:
     module.exit_json(changed=bool(doomed), pruned=doomed, **report(left, current))
 
 
+def discard(module: AnsibleModule, releases: List[Release], current: str) -> None:
+    key = module.params["key"]
+    if not key:
+        module.fail_json(msg="state=discarded needs the key of the release to delete")
+    doomed = is_partial(releases, current, key)
+    if doomed and not module.check_mode:
+        shutil.rmtree(os.path.join(module.params["prefix"], "releases", key))
+    left = [r for r in releases if not (doomed and r[0] == key)]
+    module.exit_json(changed=doomed, discarded=doomed, **report(left, current))
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "prefix": {"type": "path", "required": True},
-            "state": {"type": "str", "choices": ["info", "current", "pruned"], "default": "info"},
+            "state": {
+                "type": "str",
+                "choices": ["info", "current", "pruned", "discarded"],
+                "default": "info",
+            },
             "key": {"type": "str", "default": ""},
             "keep": {"type": "int", "default": 2},
             "stamp": {"type": "str", "default": "venv/vllm-source-stamp.json"},
@@ -178,6 +207,8 @@ def main() -> None:
         make_current(module, releases, current)
     elif module.params["state"] == "pruned":
         prune(module, releases, current)
+    elif module.params["state"] == "discarded":
+        discard(module, releases, current)
     module.exit_json(changed=False, **report(releases, current))
 
 

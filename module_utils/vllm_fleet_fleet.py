@@ -46,6 +46,12 @@ def releases_to_prune(releases: Sequence[Release], current: str, keep: int) -> L
     return sorted(r[0] for r in releases if r[0] not in kept)
 
 
+def is_partial(releases: Sequence[Release], current: str, key: str) -> bool:
+    """True when releases/<key> exists without a stamp and is not current: what a run that
+    failed or was killed before verify leaves. Only such a release may be discarded."""
+    return key != current and any(r[0] == key and not r[2] for r in releases)
+
+
 def previous_release(releases: Sequence[Release], current: str) -> Optional[str]:
     """The newest verified release other than current, the target of a rollback."""
     candidates = sorted((r for r in releases if r[2] and r[0] != current), key=lambda r: -r[1])

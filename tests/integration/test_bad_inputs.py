@@ -131,6 +131,13 @@ BARE_CASES = {
 }
 
 
+# The message names only what is wrong: not the rules that the input passed.
+NOT_NAMED = {
+    "relative prefix": ["vllm_source_version must", "vllm_source_commit must"],
+    "tag that is not a release tag": ["vllm_source_prefix must", "vllm_source_commit must"],
+}
+
+
 def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test):
     """The role fails, says each expected text, and leaves every file on the host as it was."""
     before = host.snapshot()
@@ -139,6 +146,8 @@ def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test
     assert result.returncode != 0, output
     for text in expected:
         assert text in output, f"{case}: {text!r} missing from:\n{output[-3000:]}"
+    for text in NOT_NAMED.get(case, ()):
+        assert text not in output, f"{case}: the message blames {text!r}, which is fine"
     assert "s3cr3t-t0ken" not in output, f"{case}: a credential reached the output"
     after = host.snapshot()
     assert after == before, f"{case}: the host changed"
@@ -215,8 +224,17 @@ PREPARED_CASES = {
         ["vllm_source_wheelhouse", "torch 2.13.0", "cpu"],
     ),
     "repository unreachable": (
-        {"vllm_source_repo_url": "file:///srv/nowhere/vllm.git", "vllm_source_network_retries": 1},
-        ["Could not read file:///srv/nowhere/vllm.git after 2 tries", "vllm_source_repo_url"],
+        {
+            "vllm_source_repo_url": "file:///srv/nowhere/vllm.git",
+            "vllm_source_network_retries": 2,
+            "vllm_source_network_retry_delay": 1,
+        },
+        [
+            "Could not read file:///srv/nowhere/vllm.git after 3 tries",
+            "retrying in 1 s",  # the wait doubles: backoff
+            "retrying in 2 s",
+            "vllm_source_repo_url",
+        ],
     ),
 }
 

@@ -17,6 +17,7 @@ from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils.vllm_fleet_fleet import (
     choose_builders,
     describe_holder,
+    is_partial,
     lock_content,
     parse_lock,
     previous_release,
@@ -141,6 +142,30 @@ def test_release_module_prunes_old_releases(tmp_path, capsys) -> None:
     assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == ["r2", "r3", "r4"]
     again = run(vllm_release, {"prefix": str(tmp_path), "state": "pruned", "keep": 2}, capsys)
     assert again["changed"] is False and again["pruned"] == []
+
+
+def test_only_an_unverified_release_other_than_current_is_partial() -> None:
+    releases = [("done", 300.0, True), ("half", 200.0, False), ("live", 100.0, False)]
+    assert is_partial(releases, "done", "half")
+    assert not is_partial(releases, "half", "done")  # verified
+    assert not is_partial(releases, "live", "live")  # current, even without a stamp
+    assert not is_partial(releases, "done", "gone")  # not there
+
+
+def test_release_module_discards_a_partial_release_only(tmp_path, capsys) -> None:
+    make_release(tmp_path, "good", 100)
+    make_release(tmp_path, "half", 200, verified=False)
+    (tmp_path / "releases" / "half" / "venv" / "lib").mkdir()
+    run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "good"}, capsys)
+    kept = run(vllm_release, {"prefix": str(tmp_path), "state": "discarded", "key": "good"}, capsys)
+    assert kept["changed"] is False and kept["discarded"] is False
+    out = run(vllm_release, {"prefix": str(tmp_path), "state": "discarded", "key": "half"}, capsys)
+    assert out["changed"] and out["discarded"] and out["current"] == "good"
+    assert sorted(p.name for p in (tmp_path / "releases").iterdir()) == ["good"]
+    again = run(
+        vllm_release, {"prefix": str(tmp_path), "state": "discarded", "key": "half"}, capsys
+    )
+    assert again["changed"] is False
 
 
 # --- lock ------------------------------------------------------------------------------
