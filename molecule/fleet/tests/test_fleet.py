@@ -8,11 +8,15 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(REPO_ROOT))
+from tests.integration.record import message_excerpt, record  # noqa: E402  (after the path)
+
 PREFIX = "/opt/vllm"
 SAME_KEY = ["vllm-fleet-f1", "vllm-fleet-f2", "vllm-fleet-f3"]
 OTHER_KEY = "vllm-fleet-f4"
@@ -211,6 +215,18 @@ def test_a_failing_first_batch_leaves_the_later_batches_untouched(tmp_path):
     for host in SAME_KEY:
         assert tree(host) == before[host], f"{host} changed"
         assert current_key(host) == STATE["old_key"]
+    record(
+        "fault",
+        "a bad tag in the first batch of a rolling run",
+        "molecule/fleet test_a_failing_first_batch_leaves_the_later_batches_untouched",
+        {
+            "input": {"vllm_source_serial": 1, "vllm-fleet-f1": "vllm_source_version v9.9.9"},
+            "exit_code": run.returncode,
+            "observed": "only f1's batch ran; every file under the prefix of f1-f3 unchanged, "
+            "all three still on their current release",
+            "message": message_excerpt(run.stdout, "Tag 'v9.9.9' does not exist"),
+        },
+    )
 
 
 # --- one run at a time ----------------------------------------------------------------
@@ -230,6 +246,18 @@ def test_a_held_lock_stops_a_run_naming_the_holder():
         assert "held by run held-by-test" in run.stdout
         assert f"remove it with `rm {lock}`" in run.stdout
         assert tree(host) == before, "a run that did not get the lock must change nothing"
+        record(
+            "fault",
+            "another run holds the host's lock",
+            "molecule/fleet test_a_held_lock_stops_a_run_naming_the_holder",
+            {
+                "input": {"lock": "held by run held-by-test", "vllm_source_lock_timeout": 3},
+                "exit_code": run.returncode,
+                "observed": "waited 3 s, failed naming the holder and the rm for a stale lock; "
+                "every file under the prefix unchanged",
+                "message": message_excerpt(run.stdout, "held by run held-by-test"),
+            },
+        )
     finally:
         sh(host, f"rm -f {lock}")
 
@@ -264,3 +292,14 @@ def test_two_concurrent_runs_take_turns():
                     waited.append(task["hosts"][host]["waited"])
     assert len(waited) == 2 and max(waited) > 0, f"one run must have waited: {waited}"
     assert sh(host, f"test -e {PREFIX}/.vllm-source.lock && echo held || echo free") == "free"
+    record(
+        "fault",
+        "two runs at once on one host",
+        "molecule/fleet test_two_concurrent_runs_take_turns",
+        {
+            "input": {"runs": 2, "host": host},
+            "exit_code": 0,
+            "observed": f"both passed; one waited {max(waited):.1f} s for the other's lock; "
+            "the lock is free afterwards",
+        },
+    )
