@@ -155,7 +155,7 @@ def test_pip_killed_mid_build_keeps_current(served_host: PodmanHost, artifacts, 
             "exit_code": result.returncode,
             "observed": "current still the v0.30.0 release and imports vLLM 0.30.0; the partial "
             "v0.29.0 release deleted; lock released",
-            "message": message_excerpt(output, "Build the vLLM wheel"),
+            "message": message_excerpt(output, ". failed on "),
         },
     )
 
@@ -295,6 +295,6 @@ def test_disk_full_mid_build_cleans_the_partial_release(podman_ready, tmp_path) 
                 for line in kept.splitlines()
             )
             + "); lock released",
-            "message": message_excerpt(output, "No space left on device"),
+            "message": message_excerpt(output, ". failed on "),
         },
     )
