@@ -483,11 +483,12 @@ def cgroup_memory_limit_mb(
             continue
         _, controllers, path = parts
         levels = [p for p in path.strip().split("/") if p]
-        chain = ["/".join(levels[:n]) for n in range(len(levels), -1, -1)]
+        # This cgroup, then each ancestor up to the root.
+        chain = [levels[:n] for n in range(len(levels), -1, -1)]
         if controllers == "":
-            candidates += [f"{c}/memory.max".lstrip("/") for c in chain]
+            candidates += ["/".join([*c, "memory.max"]) for c in chain]
         elif "memory" in controllers.split(","):
-            candidates += [f"memory/{c}/memory.limit_in_bytes".replace("//", "/") for c in chain]
+            candidates += ["/".join(["memory", *c, "memory.limit_in_bytes"]) for c in chain]
     limits = []
     for path in candidates:
         text = (read(path) or "").strip()

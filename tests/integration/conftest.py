@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from .podman_host import CACHE, FAKE_NVCC, IMAGE, PodmanHost, podman
+from .podman_host import CACHE, FAKE_NVCC, IMAGE, ROLE_PACKAGES, PodmanHost, podman
 from .test_stage_sources import upstream  # noqa: F401  (a local upstream, for other modules too)
 
 
@@ -37,7 +37,7 @@ def prepared_host(podman_ready):
     """A host that already has the packages the role installs (git, python3-venv, acl),
     a CUDA 13.0 nvcc (no GPU) and an incomplete staging directory of CUDA sources."""
     host = PodmanHost()
-    host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
+    host.install(*ROLE_PACKAGES)
     fake = "/usr/local/bin/python3.9"  # answers the role's probe like a Python too old for 0.30
     probe = '{"version": "3.9.18", "venv": false, "site": ["/usr/lib/python3.9/site-packages"]}'
     host.sh(f"cat > {fake} <<'X'\n#!/bin/sh\necho '{probe}'\nX\nchmod 755 {fake}")

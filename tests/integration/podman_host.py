@@ -8,6 +8,8 @@ import subprocess
 import uuid
 from pathlib import Path
 
+import yaml
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CACHE = REPO_ROOT / ".cache"
 IMAGE = os.environ.get("VLLM_FLEET_TEST_IMAGE", "localhost/vllm-fleet-host:bookworm")
@@ -31,6 +33,15 @@ X
 chmod 755 /usr/local/cuda-13.0/bin/nvcc"""
 
 
+# What the role installs on a bare host (its default vllm_source_system_packages): hosts
+# that have them skip its apt step.
+ROLE_PACKAGES = tuple(
+    yaml.safe_load((REPO_ROOT / "roles/vllm_source/defaults/main.yml").read_text())[
+        "vllm_source_system_packages"
+    ]
+)
+
+
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
 
@@ -46,6 +57,10 @@ class PodmanHost:
 
     def sh(self, script: str, check: bool = True) -> subprocess.CompletedProcess:
         return podman("exec", self.name, "bash", "-c", script, check=check)
+
+    def install(self, *packages: str) -> None:
+        """Install Debian packages on the host, as a user would have before the run."""
+        self.sh(f"apt-get update -qq && apt-get install -y -qq {' '.join(packages)} >/dev/null")
 
     def snapshot(self) -> list[str]:
         return self.sh(SNAPSHOT_CMD).stdout.splitlines()

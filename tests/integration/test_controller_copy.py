@@ -32,7 +32,7 @@ PLAY = """
 @pytest.fixture(scope="module")
 def host(podman_ready):
     host = PodmanHost()
-    host.sh("apt-get update -qq && apt-get install -y -qq xz-utils acl >/dev/null")
+    host.install("xz-utils", "acl")
     yield host
     host.remove()
 

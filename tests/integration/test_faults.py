@@ -16,7 +16,7 @@ from typing import Dict, Optional
 
 import pytest
 
-from .podman_host import CACHE, PodmanHost
+from .podman_host import CACHE, ROLE_PACKAGES, PodmanHost
 from .record import message_excerpt, record
 
 PREFIX = "/opt/vllm"
@@ -101,7 +101,7 @@ def artifacts(tmp_path_factory) -> Path:
 def served_host(podman_ready, tmp_path_factory, artifacts):
     """A host whose current release is a verified vLLM v0.30.0."""
     host = PodmanHost(extra_args=WHEELHOUSE)
-    host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
+    host.install(*ROLE_PACKAGES)
     result = host.run_role(tmp_path_factory.mktemp("first"), **role_vars(artifacts))
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert current_vllm(host) == "0.30.0"
@@ -259,7 +259,7 @@ def test_disk_full_mid_build_cleans_the_partial_release(podman_ready, tmp_path) 
     # 1.5 GiB: past the preflight's 1 GiB, too small for torch and vLLM's requirements.
     host = PodmanHost(extra_args=(*WHEELHOUSE, "--tmpfs", "/srv/small:size=1536m,mode=755"))
     try:
-        host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
+        host.install(*ROLE_PACKAGES)
         prefix = "/srv/small/vllm"
         free_before = host.sh("df --output=avail -B1M /srv/small | tail -1").stdout.strip()
         result = host.run_role(

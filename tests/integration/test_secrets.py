@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .podman_host import PodmanHost
+from .podman_host import ROLE_PACKAGES, PodmanHost
 from .record import record
 
 TOKEN = "idx-s3cr3t-t0ken"
@@ -13,7 +13,7 @@ TOKEN = "idx-s3cr3t-t0ken"
 @pytest.fixture
 def host(podman_ready):
     host = PodmanHost()
-    host.sh("apt-get update -qq && apt-get install -y -qq git python3-venv acl >/dev/null")
+    host.install(*ROLE_PACKAGES)
     yield host
     host.remove()
 

@@ -29,7 +29,7 @@ PLAY = """
 @pytest.fixture(scope="module")
 def host(podman_ready):
     host = PodmanHost()
-    host.sh("apt-get update -qq && apt-get install -y -qq python3-venv acl >/dev/null")
+    host.install("python3-venv", "acl")
     # The "image's" venv, with a package the role's venv must see and one it must shadow.
     host.sh(
         "python3 -m venv /opt/base && site=$(/opt/base/bin/python -c "
