@@ -3,13 +3,18 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_child import child_report
+from ansible.module_utils.vllm_fleet_engine import (
+    GENERATE_SCRIPT,
+    root_cause,
+    run_child,
+    secret_values,
+)
 from ansible.module_utils.vllm_fleet_smoke import (
     evaluate,
     model_problem,
@@ -26,16 +31,24 @@ description:
     tensor-parallel size it starts a fresh child process that loads the model with
     C(vllm.LLM), generates I(max_tokens) tokens greedily from I(prompt) and reports the
     tokens, the time and the quantization method vLLM resolved.
-  - Fails when a run generates nothing, when vLLM raises, or when a model listed with a
-    C(quantization) runs under another method (a ModelOpt checkpoint that silently loads
-    unquantized fails here).
+  - Fails when a run generates nothing, when vLLM raises (reporting the root cause, the end of
+    the first traceback the engine printed), when a model listed with a C(quantization) runs
+    under another method (a ModelOpt checkpoint that silently loads unquantized fails here),
+    or when a model given an C(expect) text does not continue its prompt with it.
+  - Each child runs in a process group of its own and shuts its engine down; once it returns,
+    every process of that run still alive (an C(EngineCore), workers) is ended and named in
+    C(ended_processes), so no run leaves GPU memory taken.
   - On a host with two or more GPUs, I(tensor_parallel_size) 0 also runs every model with
     C(tensor_parallel_size) equal to the GPU count.
 options:
   models:
-    description: Mappings with C(path) (an absolute model directory on the host), optional
-      C(quantization) (the method to pass to vLLM and expect back, e.g. C(modelopt)) and
-      optional C(name).
+    description:
+      - Mappings with C(path) (an absolute model directory on the host), optional
+        C(quantization) (the method to pass to vLLM and expect back, e.g. C(modelopt)),
+        optional C(name), and optional C(prompt) (replaces I(prompt) for this model).
+      - C(expect) is the text the model's greedy continuation of its prompt must reproduce;
+        C(min_agreement) (default 1.0) the share of its tokens, position by position, that
+        must match (the figure is returned as C(agreement)).
     type: list
     elements: raw
     required: true
@@ -68,8 +81,9 @@ options:
     type: int
     default: 900
   environment:
-    description: Extra environment for the child processes (e.g. C(NCCL_NVLS_ENABLE)). Values
-      are never returned.
+    description: Extra environment for the child processes (e.g. C(NCCL_NVLS_ENABLE)). The
+      values of variables whose names say they are secrets (TOKEN, SECRET, PASSWORD, KEY,
+      CREDENTIAL, AUTH) are masked wherever they would appear in the output.
     type: dict
     default: {}
 """
@@ -102,8 +116,12 @@ runs:
       load_s: 41.2
       generate_s: 0.21
       tokens_per_s: 76.2
-      text: " the cache layer ..."
+      text: " every host generated the same text."
+      expect: " every host generated the same text."
+      agreement: 1.0
+      expect_matched: true
       error: null
+      ended_processes: []
 tokens_total:
   description: Tokens generated over all runs.
   returned: success
@@ -115,81 +133,41 @@ summary:
   elements: str
 """
 
-# Runs as `<venv python> -I -c GENERATE_SCRIPT` with the run as JSON on stdin; the report is
-# the last stdout line. vLLM's own logging goes to stderr. A fresh process per run: an engine
-# with tensor parallelism leaves workers and CUDA state behind.
-GENERATE_SCRIPT = r"""
-import json, os, sys, time, traceback
-
-def last(exc):
-    lines = "".join(traceback.format_exception_only(type(exc), exc)).splitlines()
-    lines = [l.strip() for l in lines if l.strip()]
-    return lines[-1] if lines else repr(exc)
-
-def resolved_quantization(llm):
-    engine = llm.llm_engine
-    for owner in (getattr(engine, "vllm_config", None), engine):
-        config = getattr(owner, "model_config", None)
-        if config is not None:
-            value = getattr(config, "quantization", None)
-            return str(value) if value else None
-    return None
-
-def main():
-    run = json.loads(sys.stdin.read())
-    out = os.fdopen(os.dup(1), "w")
-    os.dup2(2, 1)
-    report = {}
-    try:
-        from vllm import LLM, SamplingParams
-        started = time.monotonic()
-        llm = LLM(model=run["path"], quantization=run.get("quantization"),
-                  tensor_parallel_size=run["tensor_parallel_size"],
-                  max_model_len=run["max_model_len"],
-                  gpu_memory_utilization=run["gpu_memory_utilization"],
-                  enforce_eager=True, seed=0)
-        report["load_s"] = round(time.monotonic() - started, 2)
-        report["quantization"] = resolved_quantization(llm)
-        params = SamplingParams(max_tokens=run["max_tokens"], temperature=0.0, ignore_eos=True)
-        started = time.monotonic()
-        outputs = llm.generate([run["prompt"]], params)
-        report["generate_s"] = round(time.monotonic() - started, 4)
-        completion = outputs[0].outputs[0]
-        report["tokens"] = len(completion.token_ids)
-        report["text"] = completion.text
-    except BaseException as exc:
-        report["error"] = last(exc)
-    sys.stdout.flush()
-    out.write(json.dumps(report) + "\n")
-    out.flush()
-    os._exit(0)
-
-if __name__ == "__main__":
-    main()
-"""
-
 
 def run_report(rc: int, stdout: str, stderr: str) -> Dict[str, Any]:
-    """Return the generation's JSON report, or an error report built from its exit and output."""
+    """Return the generation's JSON report, or an error report built from its exit and output.
+
+    A vLLM error that only points elsewhere ("See root cause above") gets the first
+    traceback's end from stderr: the engine process printed the real cause there.
+    """
     report, error = child_report("the generation process", rc, stdout, stderr)
-    return {"error": error} if error else report
+    if error:
+        report = {"error": error}
+    cause = root_cause(stderr) if report.get("error") else None
+    if cause and cause not in report["error"]:
+        report["error"] = f"{report['error']} (root cause: {cause})"
+    return report
 
 
 def generate(module: AnsibleModule, run: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:
-    """Run one generation in a child process and return its report."""
+    """Run one generation in a child process of its own, end whatever it left running, and
+    return its report."""
     params = module.params
     request = dict(run)
-    for key in ("prompt", "max_tokens", "max_model_len", "gpu_memory_utilization"):
+    for key in ("max_tokens", "max_model_len", "gpu_memory_utilization"):
         request[key] = params[key]
     argv = [sys.executable, "-I", "-c", GENERATE_SCRIPT]
-    if params["timeout"] > 0:
-        argv = ["timeout", "--kill-after=30", str(params["timeout"]), *argv]
-    rc, stdout, stderr = module.run_command(
-        argv, data=json.dumps(request), environ_update=env, cwd="/"
-    )
-    report = run_report(rc, stdout, stderr)
-    if rc == 124:
-        report["error"] = f"timed out after {params['timeout']} s (vllm_source_smoke_timeout)"
+    rc, stdout, stderr, ended = run_child(argv, request, env, params["timeout"])
+    if rc is None:
+        report = {"error": f"timed out after {params['timeout']} s (vllm_source_smoke_timeout)"}
+    else:
+        report = run_report(rc, stdout, stderr)
+    report["ended_processes"] = ended
+    if ended:
+        module.warn(
+            f"{run['name']}: ended {len(ended)} process(es) the run left behind: "
+            + ", ".join(f"{p['pid']} {p['command']}" for p in ended)
+        )
     return report
 
 
@@ -204,11 +182,14 @@ def run_module() -> None:
             "max_model_len": {"type": "int", "default": 256},
             "gpu_memory_utilization": {"type": "float", "default": 0.3},
             "timeout": {"type": "int", "default": 900},
-            "environment": {"type": "dict", "default": {}, "no_log": True},
+            "environment": {"type": "dict", "default": {}},
         },
         supports_check_mode=True,
     )
     params = module.params
+    # Only the values that are secrets are masked in the output: marking the whole mapping
+    # no_log would mask every "0" and "1" in the result (token counts, sizes) as well.
+    module.no_log_values.update(secret_values(params["environment"]))
     models: List[Any] = params["models"]
     problems = [p for p in (model_problem(i, m) for i, m in enumerate(models)) if p]
     if not models:
@@ -227,10 +208,15 @@ def run_module() -> None:
         sizes = []
     if problems:
         module.fail_json(msg=" | ".join(problems), problems=problems, runs=[])
-    runs = plan_runs(models, sizes)
+    runs = plan_runs(models, sizes, params["prompt"])
     if module.check_mode:
         module.exit_json(changed=False, runs=runs, tokens_total=0, skipped=True)
-    env = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "NO_COLOR": "1",
+    }
     env.update({str(k): str(v) for k, v in params["environment"].items()})
     reports = [generate(module, run, env) for run in runs]
     results, problems = evaluate(runs, reports)

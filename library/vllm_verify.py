@@ -7,12 +7,20 @@ import getpass
 import json
 import os
 import re
+import shutil
 import sys
+import tempfile
 import traceback
 from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_child import child_report, last_line
+from ansible.module_utils.vllm_fleet_engine import (
+    GENERATE_SCRIPT,
+    root_cause,
+    run_child,
+    secret_values,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -67,6 +75,36 @@ options:
         Each checkpoint's method must support every one of them (the method's
         C(get_min_capability())); with compiled kernels, FP8 checkpoints also need vLLM's
         CUTLASS FP8 kernels for each (C(cutlass_scaled_mm_supports_fp8)).
+    type: list
+    elements: str
+    default: []
+  engine_check:
+    description:
+      - Start a vLLM engine on the GPU with dummy weights (C(load_format=dummy), a tiny Llama
+        config, no tokenizer) and generate a few tokens, in a child process whose processes
+        all end with it. Proves that the release as installed can start an engine: a runtime
+        requirement left out (vllm_source_runtime_deps_exclude) that the engine imports at
+        start fails here, with the root cause, not only at serving time.
+      - Needs the compiled kernels and a GPU; skipped (C(engine.state) C(skipped)) without
+        kernels.
+    type: bool
+    default: false
+  engine_environment:
+    description: Environment of the engine check (vllm_source_runtime_env, e.g.
+      C(VLLM_USE_FLASHINFER_SAMPLER=0)); values of secret-named variables are masked.
+    type: dict
+    default: {}
+  engine_gpu_memory_utilization:
+    description: Fraction of the GPU's memory the engine check may take.
+    type: float
+    default: 0.3
+  engine_timeout:
+    description: Seconds the engine check may take before it is killed and reported.
+    type: int
+    default: 600
+  excluded_requirements:
+    description: The runtime requirements the install left out, named in the engine check's
+      error so the fix is clear.
     type: list
     elements: str
     default: []
@@ -184,6 +222,21 @@ fp8_kernels:
   type: dict
   returned: always
   sample: {"9.0": true}
+extensions:
+  description: >-
+    Every compiled extension module in the vllm package (its C(.so) files), mapped to null
+    when it imports and to the last line of its import error otherwise.
+  type: dict
+  returned: always
+  sample: {"vllm._C": null, "vllm._moe_C": null, "vllm.vllm_flash_attn._vllm_fa3_C": null}
+engine:
+  description: >-
+    The engine check: C(state) (C(started), C(failed), C(skipped) or C(not requested)),
+    C(reason), C(load_s), C(tokens), C(error) and C(ended_processes) (processes of the check
+    still alive when it returned, which the module ended).
+  type: dict
+  returned: always
+  sample: {"state": "started", "load_s": 31.2, "tokens": 4, "error": null, "ended_processes": []}
 """
 
 REQUIRED_MODELOPT_METHODS = ("modelopt", "modelopt_fp4")
@@ -527,6 +580,58 @@ finish()
 """
 
 
+# Imports every compiled extension of the vllm package, one JSON line per module as it goes,
+# in a child of its own: an extension that crashes the interpreter at import costs the lines
+# after it, not the probe's report.
+EXTENSIONS_SCRIPT = r"""
+import importlib, importlib.util, json, os, sys, traceback
+out = os.fdopen(os.dup(1), "w")
+os.dup2(2, 1)
+# Where the package is, without importing it: a build without kernels has no .so to import.
+location = list(importlib.util.find_spec("vllm").submodule_search_locations)[0]
+modules = []
+for folder, _, names in sorted(os.walk(location)):
+    for name in sorted(names):
+        if name.endswith(".so"):
+            relative = os.path.relpath(os.path.join(folder, name[: name.index(".")]),
+                                       os.path.dirname(location))
+            modules.append(relative.replace(os.sep, "."))
+out.write(json.dumps({"modules": modules}) + "\n")
+out.flush()
+for module in modules:
+    try:
+        importlib.import_module(module)
+        error = None
+    except Exception as exc:
+        lines = [l.strip() for l in traceback.format_exception_only(type(exc), exc) if l.strip()]
+        error = lines[-1] if lines else repr(exc)
+    out.write(json.dumps({"module": module, "error": error}) + "\n")
+    out.flush()
+"""
+
+
+def parse_extensions(rc: int, stdout: str, stderr: str) -> Dict[str, Optional[str]]:
+    """Map each compiled extension to None (imports) or its error, from the child's lines; an
+    extension the child did not report on (it crashed there) gets the crash as its error."""
+    modules: List[str] = []
+    results: Dict[str, Optional[str]] = {}
+    for line in stdout.splitlines():
+        try:
+            item = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(item, dict) and "modules" in item:
+            modules = list(item["modules"])
+        elif isinstance(item, dict) and "module" in item:
+            results[str(item["module"])] = item.get("error")
+    crash = f"the import child exited with {rc}: {last_line(stderr) or 'no output'}"
+    for module in modules:
+        if module not in results:
+            results[module] = crash
+            crash = "not tried: the import child had crashed before it"
+    return results
+
+
 def parse_probe_output(rc: int, stdout: str, stderr: str) -> Tuple[Dict[str, Any], Optional[str]]:
     """Return the probe's report, or an error naming what went wrong (exit code, stderr tail)."""
     return child_report("the probe", rc, stdout, stderr)
@@ -646,6 +751,112 @@ def gpu_problems(
     return problems
 
 
+# A Llama small enough to start in seconds, with dims every attention backend takes
+# (head_dim 64) and FP8-friendly widths; the weights are vLLM's dummy ones, no tokenizer.
+ENGINE_CHECK_CONFIG = {
+    "architectures": ["LlamaForCausalLM"],
+    "model_type": "llama",
+    "hidden_size": 256,
+    "intermediate_size": 512,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 4,
+    "vocab_size": 512,
+    "max_position_embeddings": 512,
+    "bos_token_id": 1,
+    "eos_token_id": 2,
+    "torch_dtype": "bfloat16",
+}
+ENGINE_CHECK_TOKENS = 4
+
+
+def engine_request(model_dir: str, gpu_memory_utilization: float) -> Dict[str, Any]:
+    """The generation the engine check runs: dummy weights, token ids in, a few tokens out."""
+    return {
+        "path": model_dir,
+        "load_format": "dummy",
+        "prompt_token_ids": [1, 17, 42, 99],
+        "tensor_parallel_size": 1,
+        "max_model_len": 128,
+        "max_tokens": ENGINE_CHECK_TOKENS,
+        "gpu_memory_utilization": gpu_memory_utilization,
+    }
+
+
+def engine_result(
+    rc: Optional[int], stdout: str, stderr: str, ended: List[Dict[str, Any]], timeout: int
+) -> Dict[str, Any]:
+    """Turn the engine check's child run into the module's C(engine) result."""
+    if rc is None:
+        report: Dict[str, Any] = {"error": f"timed out after {timeout} s"}
+    else:
+        report, error = child_report("the engine check", rc, stdout, stderr)
+        if error:
+            report = {"error": error}
+    error = report.get("error")
+    cause = root_cause(stderr) if error else None
+    if cause and cause not in error:
+        error = f"{error} (root cause: {cause})"
+    tokens = int(report.get("tokens") or 0)
+    if not error and tokens <= 0:
+        error = "the engine started but generated no tokens"
+    return {
+        "state": "failed" if error else "started",
+        "load_s": report.get("load_s"),
+        "tokens": tokens,
+        "error": error,
+        "ended_processes": ended,
+    }
+
+
+def engine_problem(engine: Dict[str, Any], excluded: List[str]) -> Optional[str]:
+    """Return why the release cannot serve, from the engine check, or None."""
+    if engine.get("state") != "failed":
+        return None
+    left_out = (
+        f" The install left out {', '.join(excluded)} (vllm_source_runtime_deps_exclude): "
+        "take the package the error names off that list, or set the vLLM variable that avoids "
+        "it in vllm_source_runtime_env (e.g. VLLM_USE_FLASHINFER_SAMPLER: '0')."
+        if excluded
+        else " Read the root cause and fix the release's packages, then re-run."
+    )
+    return (
+        f"an engine with this release does not start on this host's GPU: {engine['error']}."
+        + left_out
+    )
+
+
+def extension_warnings(extensions: Dict[str, Optional[str]]) -> List[str]:
+    """One warning per compiled extension that does not import (vllm._C is a problem)."""
+    return [
+        f"compiled extension {name} does not import: {error}; the features it carries are "
+        "unavailable in this release"
+        for name, error in sorted(extensions.items())
+        if error and name != "vllm._C"
+    ]
+
+
+def run_engine_check(module: AnsibleModule, kernels: bool) -> Dict[str, Any]:
+    """Start an engine with dummy weights (when asked and the kernels are there)."""
+    params = module.params
+    if not params["engine_check"]:
+        return {"state": "not requested"}
+    if not kernels:
+        return {"state": "skipped", "reason": "vllm._C does not import: no kernels to run"}
+    env = dict(offline_environment(), NO_COLOR="1")
+    env.update({str(k): str(v) for k, v in params["engine_environment"].items()})
+    model_dir = tempfile.mkdtemp(prefix="vllm-verify-engine-")
+    try:
+        with open(os.path.join(model_dir, "config.json"), "w", encoding="utf-8") as handle:
+            json.dump(ENGINE_CHECK_CONFIG, handle)
+        request = engine_request(model_dir, params["engine_gpu_memory_utilization"])
+        argv = [sys.executable, "-I", "-c", GENERATE_SCRIPT]
+        rc, stdout, stderr, ended = run_child(argv, request, env, params["engine_timeout"])
+    finally:
+        shutil.rmtree(model_dir, ignore_errors=True)
+    return engine_result(rc, stdout, stderr, ended, params["engine_timeout"])
+
+
 def evaluate(
     params: Dict[str, Any], report: Dict[str, Any], paths: List[str]
 ) -> Tuple[Dict[str, Any], List[str], List[str]]:
@@ -654,14 +865,16 @@ def evaluate(
     kernels, build_kind = kernels_state(report.get("vllm_c_error"))
     methods = list(report.get("methods", []))
     resolved = dict(report.get("resolved", {}))
+    extensions = dict(report.get("extensions") or {})
     result.update(
         kernels=kernels,
         build_kind=build_kind,
         quantization_methods=methods,
         modelopt_methods=resolved,
+        extensions=extensions,
     )
     problems: List[str] = []
-    warnings: List[str] = []
+    warnings: List[str] = extension_warnings(extensions)
     problem = registry_problem(methods, resolved)
     if problem:
         errors = report.get("registry_errors") or {}
@@ -714,10 +927,16 @@ def run_module() -> None:
             "require_kernels": {"type": "bool", "default": False},
             "offline": {"type": "bool", "default": True},
             "compute_capabilities": {"type": "list", "elements": "str", "default": []},
+            "engine_check": {"type": "bool", "default": False},
+            "engine_environment": {"type": "dict", "default": {}},
+            "engine_gpu_memory_utilization": {"type": "float", "default": 0.3},
+            "engine_timeout": {"type": "int", "default": 600},
+            "excluded_requirements": {"type": "list", "elements": "str", "default": []},
         },
         supports_check_mode=True,
     )
     params = module.params
+    module.no_log_values.update(secret_values(params["engine_environment"]))
     paths = [os.path.abspath(path) for path in params["checkpoints"]]
     env = offline_environment() if params["offline"] else {}
     rc, stdout, stderr = module.run_command(
@@ -743,7 +962,16 @@ def run_module() -> None:
             python=sys.executable,
             stderr_tail=stderr[-4000:],
         )
+    report["extensions"] = parse_extensions(
+        *module.run_command(
+            [sys.executable, "-I", "-c", EXTENSIONS_SCRIPT], environ_update=env, cwd="/"
+        )
+    )
     result, problems, warnings = evaluate(params, report, paths)
+    result["engine"] = run_engine_check(module, bool(result["kernels"]["vllm_C"]))
+    problem = engine_problem(result["engine"], params["excluded_requirements"])
+    if problem:
+        problems.append(problem)
     result.update(changed=False, python=sys.executable)
     for warning in warnings:
         module.warn(warning)

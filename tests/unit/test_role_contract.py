@@ -76,3 +76,46 @@ def test_readme_lists_the_playbook_variables_with_the_defaults_the_playbooks_use
         for name, default in PLAYBOOK_VARIABLES.items():
             shown = f"'{default}'" if isinstance(default, str) else str(default)
             assert f"{name} | default({shown})" in text, (playbook, name)
+
+
+def tasks_of(name: str) -> list:
+    return load(ROLE / "tasks" / name) or []
+
+
+def writes_the_stamp(task: dict) -> bool:
+    return "vllm_source_stamp_path" in str(task.get("ansible.builtin.copy", {}).get("dest", ""))
+
+
+def test_the_stamp_is_written_after_the_smoke_test():
+    # A release without a stamp never becomes current: writing it before the smoke test made a
+    # release that did not generate current on the next run with the smoke test off.
+    change = next(t for t in tasks_of("main.yml") if "block" in t)["block"]
+    order = [t.get("ansible.builtin.include_tasks") for t in change]
+    assert order.index("smoke.yml") < order.index("release.yml")
+    stampers = {
+        name: [t["name"] for t in tasks_of(name) if writes_the_stamp(t)]
+        for name in (p.name for p in (ROLE / "tasks").glob("*.yml"))
+    }
+    stampers = {name: tasks for name, tasks in stampers.items() if tasks}
+    assert list(stampers) == ["release.yml"], stampers
+    release = tasks_of("release.yml")
+    first_switch = next(i for i, t in enumerate(release) if "vllm_release" in t)
+    assert any(writes_the_stamp(t) for t in release[:first_switch])
+
+
+def test_precompiled_builds_never_check_the_staged_cuda_sources():
+    # vllm_deps_check runs only where the build compiles: a precompiled build needs no
+    # FetchContent sources (and must not refuse to run without them).
+    vars_ = load(ROLE / "vars" / "main.yml")
+    assert "vllm_source_build_mode == 'full'" in vars_["vllm_source_compiles"]
+    for path in (ROLE / "tasks").glob("*.yml"):
+        for task in walk(tasks_of(path.name)):
+            if "vllm_deps_check" in task:
+                assert "vllm_source_compiles" in str(task.get("when")), (path.name, task["name"])
+
+
+def walk(tasks: list):
+    for task in tasks:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from walk(task.get(key) or [])

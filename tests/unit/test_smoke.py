@@ -17,7 +17,9 @@ from typing import Any, Dict
 import pytest
 import vllm_smoke
 from ansible.module_utils.testing import patch_module_args
+from ansible.module_utils.vllm_fleet_engine import root_cause, secret_values
 from ansible.module_utils.vllm_fleet_smoke import (
+    agreement,
     evaluate,
     model_problem,
     plan_runs,
@@ -28,7 +30,7 @@ from ansible.module_utils.vllm_fleet_smoke import (
 
 FAKE_VLLM = textwrap.dedent(
     """
-    import json, os, sys, time
+    import json, os, subprocess, sys, time
     print("INFO fake vLLM log line on stdout")  # vLLM logs to stdout; the script must cope
 
     class _Config:
@@ -51,21 +53,74 @@ FAKE_VLLM = textwrap.dedent(
         def __init__(self, max_tokens, temperature, ignore_eos):
             self.max_tokens = max_tokens
 
+    class _Core:
+        # Like vLLM's engine core client: the engine process ends on shutdown().
+        def __init__(self, process):
+            self.process = process
+
+        def shutdown(self):
+            if self.process is not None:
+                self.process.kill()
+                self.process.wait()
+
+    class _Tokenizer:
+        # One id per character, so prompt + expect splits at the prompt's end.
+        def encode(self, text):
+            return [ord(c) for c in text]
+
+    def _engine_process(model, behaviour):
+        # A stand-in EngineCore: a process of the run that outlives the child unless shut down.
+        argv = [sys.executable, "-c", "import time; time.sleep(300)"]
+        process = subprocess.Popen(argv, start_new_session=behaviour.get("escape", False))
+        with open(os.path.join(model, "engine.pid"), "w") as f:
+            f.write(str(process.pid))
+        return process
+
     class LLM:
-        def __init__(self, model, quantization, tensor_parallel_size, **kwargs):
+        def __init__(self, model, tensor_parallel_size, quantization=None, **kwargs):
             with open(os.path.join(model, "behaviour.json")) as f:
                 self.behaviour = json.load(f)
+            if "cause" in self.behaviour:
+                # What vLLM prints when the engine process dies at start.
+                sys.stderr.write(
+                    "(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] "
+                    "EngineCore failed to start.\\n"
+                    "(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] "
+                    "Traceback (most recent call last):\\n"
+                    "(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]   "
+                    'File "/v/sampler.py", line 7, in __init__\\n'
+                    "(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]     "
+                    "import flashinfer\\n"
+                    "(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] "
+                    + self.behaviour["cause"] + "\\n"
+                    "Traceback (most recent call last):\\n"
+                    '  File "/v/llm.py", line 3, in __init__\\n'
+                    "RuntimeError: Engine core initialization failed. See root cause above.\\n"
+                )
+                raise RuntimeError(
+                    "Engine core initialization failed. See root cause above. "
+                    "Failed core proc(s): {}"
+                )
             if "raise" in self.behaviour:
                 raise RuntimeError(self.behaviour["raise"])
             if self.behaviour.get("sleep"):
                 time.sleep(self.behaviour["sleep"])
             resolved = self.behaviour.get("resolved", quantization)
             self.llm_engine = _Engine(resolved)
+            process = _engine_process(model, self.behaviour)
+            leaks = self.behaviour.get("leak") or self.behaviour.get("escape")
+            self.llm_engine.engine_core = _Core(None if leaks else process)
             self.tp = tensor_parallel_size
             os.environ.get("NCCL_NVLS_ENABLE") == "0" or sys.exit("environment not passed")
 
+        def get_tokenizer(self):
+            return _Tokenizer()
+
         def generate(self, prompts, params):
             count = self.behaviour.get("tokens", params.max_tokens)
+            text = self.behaviour.get("text")
+            if text is not None:
+                return [_Output([ord(c) for c in text], text)]
             return [_Output(list(range(count)), " tp%d" % self.tp * count)]
     """
 )
@@ -93,7 +148,12 @@ def run_main(
     args: Dict[str, Any], python: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> Dict[str, Any]:
     monkeypatch.setattr(sys, "executable", python)
-    args = {"environment": {"NCCL_NVLS_ENABLE": "0", "HF_TOKEN": "hf_SECRET_smoke"}, **args}
+    environment = {
+        "NCCL_NVLS_ENABLE": "0",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+        "HF_TOKEN": "hf_SECRET_smoke",
+    }
+    args = {"environment": environment, **args}
     with patch_module_args(args), pytest.raises(SystemExit):
         vllm_smoke.main()
     return json.loads(capsys.readouterr().out)
@@ -126,16 +186,92 @@ def test_model_entries_are_checked() -> None:
         model_problem(2, {"path": "m"})
     )
     assert "unknown keys ['dtype']" in str(model_problem(0, {"path": "/m", "dtype": "fp16"}))
+    assert model_problem(0, {"path": "/m", "expect": " x", "min_agreement": 0.5}) is None
+    assert "min_agreement must be a fraction in (0, 1]" in str(
+        model_problem(0, {"path": "/m", "expect": " x", "min_agreement": 2})
+    )
+    assert "min_agreement needs vllm_source_smoke_models[3].expect" in str(
+        model_problem(3, {"path": "/m", "min_agreement": 0.5})
+    )
+    empty = model_problem(0, {"path": "/m", "expect": ""})
+    assert ".expect must be a non-empty string" in str(empty)
 
 
 def test_plan_runs_every_model_at_every_size() -> None:
-    runs = plan_runs([{"path": "/m/a/"}, {"path": "/m/b", "quantization": "modelopt"}], [1, 2])
-    assert [(r["name"], r["tensor_parallel_size"], r["quantization"]) for r in runs] == [
-        ("a", 1, None),
-        ("a", 2, None),
-        ("b", 1, "modelopt"),
-        ("b", 2, "modelopt"),
+    models = [{"path": "/m/a/"}, {"path": "/m/b", "quantization": "modelopt", "prompt": "Hi"}]
+    runs = plan_runs(models, [1, 2], "Default")
+    planned = [(r["name"], r["tensor_parallel_size"], r["quantization"], r["prompt"]) for r in runs]
+    assert planned == [
+        ("a", 1, None, "Default"),
+        ("a", 2, None, "Default"),
+        ("b", 1, "modelopt", "Hi"),
+        ("b", 2, "modelopt", "Hi"),
     ]
+    assert "expect" not in runs[0]
+    expecting = plan_runs([{"path": "/m/c", "expect": " ok"}], [1], "P")[0]
+    assert (expecting["expect"], expecting["min_agreement"]) == (" ok", 1.0)
+
+
+def test_agreement_counts_matching_positions() -> None:
+    assert agreement([5, 6, 7, 8], [5, 6, 7]) == 1.0
+    assert agreement([5, 9, 7], [5, 6, 7]) == 0.6667
+    assert agreement([5], [5, 6, 7, 8]) == 0.25
+    assert agreement([1, 2], None) is None
+
+
+def test_expected_text_verdicts() -> None:
+    run = {"name": "m", "tensor_parallel_size": 1, "quantization": None, "expect": " ab"}
+    run["min_agreement"] = 1.0
+    good = {"tokens": 3, "token_ids": [1, 2, 3], "expected_ids": [1, 2], "text": " ab!"}
+    assert run_problem(run, good) is None
+    bad = {"tokens": 3, "token_ids": [1, 9, 3], "expected_ids": [1, 2], "text": " a?!"}
+    assert "reproduced 50% of the expected tokens (at least 100% needed)" in str(
+        run_problem(run, bad)
+    )
+    assert run_problem({**run, "min_agreement": 0.5}, bad) is None
+    # Without the expected ids (a tokenizer merging across the prompt's end): the text decides.
+    assert run_problem(run, {"tokens": 2, "text": " ab and more"}) is None
+    assert "not with the expected ' ab'" in str(run_problem(run, {"tokens": 2, "text": " no"}))
+    result = evaluate([run], [bad])[0][0]
+    assert (result["agreement"], result["expect_matched"]) == (0.5, False)
+    assert summary_line(result).endswith("expected continuation MISSED (50% of its tokens)")
+
+
+# What vLLM 0.22 prints when its engine process dies at start (paths shortened).
+VLLM_ENGINE_DEATH = """\
+INFO 12-01 19:22:01 [llm.py:300] Supported tasks: ['generate']
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] EngineCore failed to start.
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] Traceback (most recent call last):
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]   File "/v/core.py", line 699, in run
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]     engine_core = EngineCoreProc(*a)
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]                   ^^^^^^^^^^^^^^^^^^
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]   File "/v/s.py", line 40, in init
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708]     import flashinfer
+(EngineCore_DP0 pid=4242) ERROR 12-01 19:22:10 [core.py:708] ModuleNotFoundError: No module 'fi'
+Process EngineCore_DP0:
+Traceback (most recent call last):
+  File "/usr/lib/python3.12/multiprocessing/process.py", line 314, in _bootstrap
+ModuleNotFoundError: No module named 'flashinfer'
+Traceback (most recent call last):
+  File "<string>", line 40, in main
+RuntimeError: Engine core initialization failed. See root cause above. Failed core proc(s): {}
+"""
+
+
+def test_root_cause_is_the_first_traceback() -> None:
+    assert root_cause(VLLM_ENGINE_DEATH) == (
+        'File "/v/s.py", line 40, in init | import flashinfer | '
+        "ModuleNotFoundError: No module 'fi'"
+    )
+    assert root_cause("INFO nothing failed\n") is None
+    text = "Traceback (most recent call last):\n  File x\nOSError: https://u:tok@h/x gone\n"
+    assert "tok@" not in str(root_cause(text))
+    assert "https://***@h/x gone" in str(root_cause(text))
+
+
+def test_only_secret_variables_are_masked() -> None:
+    env = {"HF_TOKEN": "hf_x", "NCCL_NVLS_ENABLE": "0", "API_KEY": "k1", "WANDB_PASSWORD": "pw"}
+    assert sorted(secret_values(env)) == ["hf_x", "k1", "pw"]
 
 
 def test_run_problem_verdicts() -> None:
@@ -189,6 +325,78 @@ def test_generates_from_each_model_at_each_size(
     assert out["runs"][3]["text"] == " tp2" * 4
     assert out["tokens_total"] == 16
     assert "hf_SECRET_smoke" not in json.dumps(out)
+    # The environment has "0" and "1" values: numbers in the result stay readable.
+    assert out["runs"][0]["tensor_parallel_size"] == 1
+    assert out["invocation"]["module_args"]["environment"] == {
+        "NCCL_NVLS_ENABLE": "0",
+        "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1",
+        "HF_TOKEN": "VALUE_SPECIFIED_IN_NO_LOG_PARAMETER",
+    }
+    assert json.dumps(out).count("VALUE_SPECIFIED_IN_NO_LOG_PARAMETER") == 1
+    assert "********" not in json.dumps(out)
+    # Every engine shut down by itself: nothing had to be ended.
+    assert all(r["ended_processes"] == [] for r in out["runs"])
+    assert not alive(tmp_path / "small-llama" / "engine.pid")
+
+
+def alive(pid_file: Path) -> bool:
+    pid = int(pid_file.read_text())
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.parametrize("behaviour", [{"leak": True}, {"escape": True}])
+def test_no_process_of_a_run_survives_it(
+    behaviour: Dict[str, Any],
+    tmp_path: Path,
+    fake_python: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: Any,
+) -> None:
+    # The engine process is left running (leak), even in a session of its own (escape).
+    leaky = model_dir(tmp_path, "leaky", behaviour)
+    out = run_main({"models": [{"path": leaky}]}, fake_python, monkeypatch, capsys)
+    assert out.get("failed") is not True, out
+    pid = int((tmp_path / "leaky" / "engine.pid").read_text())
+    assert not alive(tmp_path / "leaky" / "engine.pid")
+    assert [p["pid"] for p in out["runs"][0]["ended_processes"]] == [pid]
+    assert "ended 1 process(es) the run left behind" in json.dumps(out["warnings"])
+
+
+def test_expected_continuation_is_checked(
+    tmp_path: Path, fake_python: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    right = model_dir(tmp_path, "right", {"text": " every host. junk"})
+    wrong = model_dir(tmp_path, "wrong", {"text": " every hose. junk"})
+    models = [{"path": right, "expect": " every host."}, {"path": wrong, "expect": " every host."}]
+    out = run_main({"models": models, "prompt": "P"}, fake_python, monkeypatch, capsys)
+    assert out["failed"] is True
+    assert [r["agreement"] for r in out["runs"]] == [1.0, 0.9167]
+    assert [r["expect_matched"] for r in out["runs"]] == [True, False]
+    assert out["problems"] == [
+        "wrong (tensor_parallel_size=1): reproduced 92% of the expected tokens (at least 100% "
+        "needed): continued the prompt with ' every hose. junk', expected ' every host.'; the "
+        "kernels compute something else than the checkpoint's own framework did, or the "
+        "checkpoint is not the one that was trained for this text"
+    ]
+
+
+def test_an_engine_that_died_at_start_reports_the_root_cause(
+    tmp_path: Path, fake_python: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+) -> None:
+    cause = "ModuleNotFoundError: No module named 'flashinfer'"
+    dead = model_dir(tmp_path, "dead", {"cause": cause})
+    out = run_main({"models": [{"path": dead}]}, fake_python, monkeypatch, capsys)
+    assert out["failed"] is True
+    assert out["problems"] == [
+        "dead (tensor_parallel_size=1): vLLM failed: RuntimeError: Engine core initialization "
+        "failed. See root cause above. Failed core proc(s): {} (root cause: File "
+        '"/v/sampler.py", line 7, in __init__ | import flashinfer | ModuleNotFoundError: No '
+        "module named 'flashinfer')"
+    ]
 
 
 def test_fails_when_a_modelopt_checkpoint_runs_unquantized(

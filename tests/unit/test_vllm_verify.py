@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, ClassVar, Dict, List
 
 import pytest
 import vllm_verify as vv
@@ -385,3 +385,106 @@ def test_gpu_problems_accepts_supported_gpus_and_hosts_without_gpus() -> None:
     assert vv.gpu_problems([fp8_entry()], {"modelopt": 89}, {}, []) == []
     plain = {"path": "/m", "quantization": None, "is_modelopt": False}
     assert vv.gpu_problems([plain], {"modelopt": 89}, {}, ["7.5"]) == []
+
+
+# --- the engine check and the compiled extensions -----------------------------------------
+
+ENGINE_DEATH = (
+    "(EngineCore_DP0 pid=77) ERROR 12-01 19:22:10 [core.py:708] Traceback (most recent call "
+    "last):\n"
+    '(EngineCore_DP0 pid=77) ERROR 12-01 19:22:10 [core.py:708]   File "/v/topk.py", line 9\n'
+    "(EngineCore_DP0 pid=77) ERROR 12-01 19:22:10 [core.py:708]     import flashinfer\n"
+    "(EngineCore_DP0 pid=77) ERROR 12-01 19:22:10 [core.py:708] ModuleNotFoundError: No "
+    "module named 'flashinfer'\n"
+)
+
+
+def test_engine_result_names_the_root_cause_and_the_fix() -> None:
+    report = '{"error": "RuntimeError: Engine core initialization failed. See root cause above."}'
+    engine = vv.engine_result(0, report + "\n", ENGINE_DEATH, [], 600)
+    assert engine["state"] == "failed"
+    assert engine["error"].endswith(
+        '(root cause: File "/v/topk.py", line 9 | import flashinfer | ModuleNotFoundError: '
+        "No module named 'flashinfer')"
+    )
+    problem = vv.engine_problem(engine, ["flashinfer-python", "triton"])
+    assert problem.startswith("an engine with this release does not start on this host's GPU:")
+    assert "left out flashinfer-python, triton (vllm_source_runtime_deps_exclude)" in problem
+    assert "VLLM_USE_FLASHINFER_SAMPLER" in problem
+    started = vv.engine_result(0, '{"tokens": 4, "load_s": 12.5}\n', "", [], 600)
+    assert (started["state"], started["tokens"], started["load_s"]) == ("started", 4, 12.5)
+    assert vv.engine_problem(started, []) is None
+    assert vv.engine_result(None, "", "", [], 5)["error"] == "timed out after 5 s"
+    assert "generated no tokens" in vv.engine_result(0, '{"tokens": 0}\n', "", [], 5)["error"]
+
+
+def test_engine_check_runs_a_real_child_and_ends_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # This interpreter has no vLLM: the child's report says so and the check fails with it.
+    class Module:
+        params: ClassVar[Dict[str, Any]] = {
+            "engine_check": True,
+            "engine_environment": {"VLLM_USE_FLASHINFER_SAMPLER": "0"},
+            "engine_gpu_memory_utilization": 0.1,
+            "engine_timeout": 60,
+        }
+
+    engine = vv.run_engine_check(Module(), kernels=True)
+    assert engine["state"] == "failed"
+    assert "No module named 'vllm'" in engine["error"]
+    assert engine["ended_processes"] == []
+    assert vv.run_engine_check(Module(), kernels=False)["state"] == "skipped"
+    Module.params = {**Module.params, "engine_check": False}
+    assert vv.run_engine_check(Module(), kernels=True) == {"state": "not requested"}
+
+
+def test_engine_request_uses_dummy_weights_and_token_ids() -> None:
+    request = vv.engine_request("/tmp/m", 0.2)
+    assert request["load_format"] == "dummy"
+    assert request["prompt_token_ids"] and max(request["prompt_token_ids"]) < 512
+    assert (
+        vv.ENGINE_CHECK_CONFIG["hidden_size"] // vv.ENGINE_CHECK_CONFIG["num_attention_heads"] == 64
+    )
+
+
+def test_extensions_that_do_not_import_are_named() -> None:
+    extensions = {"vllm._C": None, "vllm._flashmla_C": "ImportError: libcuda.so.1: cannot open"}
+    assert vv.extension_warnings(extensions) == [
+        "compiled extension vllm._flashmla_C does not import: ImportError: libcuda.so.1: cannot "
+        "open; the features it carries are unavailable in this release"
+    ]
+
+
+def test_extensions_of_a_crashing_import_are_named() -> None:
+    stdout = (
+        '{"modules": ["vllm._C", "vllm._moe_C", "vllm._flashmla_C", "vllm.cumem_allocator"]}\n'
+        '{"module": "vllm._C", "error": null}\n'
+        '{"module": "vllm._moe_C", "error": "ImportError: undefined symbol: foo"}\n'
+    )
+    assert vv.parse_extensions(-11, stdout, "Fatal Python error: Segmentation fault\n") == {
+        "vllm._C": None,
+        "vllm._moe_C": "ImportError: undefined symbol: foo",
+        "vllm._flashmla_C": "the import child exited with -11: Fatal Python error: "
+        "Segmentation fault",
+        "vllm.cumem_allocator": "not tried: the import child had crashed before it",
+    }
+
+
+def test_extensions_script_lists_and_imports_every_so(tmp_path: Path) -> None:
+    # A stand-in vllm package with one importable "extension" (a .so name over a Python file
+    # is not loadable, so the test checks listing and the error path with a broken one).
+    site = tmp_path / "site"
+    (site / "vllm" / "sub").mkdir(parents=True)
+    (site / "vllm" / "__init__.py").write_text("")
+    (site / "vllm" / "_C.abi3.so").write_bytes(b"not an ELF file")
+    (site / "vllm" / "sub" / "_x_C.cpython-312-x86_64-linux-gnu.so").write_bytes(b"")
+    done = subprocess.run(
+        [sys.executable, "-c", vv.EXTENSIONS_SCRIPT],
+        env={"PYTHONPATH": str(site)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    found = vv.parse_extensions(done.returncode, done.stdout, done.stderr)
+    assert sorted(found) == ["vllm._C", "vllm.sub._x_C"]
+    assert found["vllm._C"].startswith("ImportError")  # not an ELF file
+    assert found["vllm.sub._x_C"].startswith(("ImportError", "ModuleNotFoundError"))
