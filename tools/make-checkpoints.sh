@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Tiny test checkpoints for the vllm_verify module: a random Llama, its real nvidia-modelopt FP8
-# export, and the legacy hf_quant_config.json-without-producer trap. CPU only, no hub.
+# Test checkpoints: for the vllm_verify module a tiny random Llama, its real nvidia-modelopt FP8
+# export and the legacy hf_quant_config.json-without-producer trap; for the GPU smoke test
+# small-llama, trained on the CPU to continue the smoke prompt with a known sentence, and its
+# FP8 export. CPU only, no hub.
 #
 # Usage: tools/make-checkpoints.sh [OUT_DIR]     (default: REPO/.cache/checkpoints)
 #   Creates REPO/.cache/venv-fixtures from tests/fixtures/requirements-fixtures.txt when it is
@@ -17,10 +19,13 @@ SCRIPT="${REPO_ROOT}/tests/fixtures/make_checkpoints.py"
 OUT_DIR="${1:-${CACHE_DIR}/checkpoints}"
 NAMES=(tiny-llama tiny-llama-modelopt-fp8 tiny-llama-legacy-noproducer small-llama small-llama-modelopt-fp8)
 
+# The trained smoke models carry smoke-expect.json (a random small-llama of an older run does
+# not, and gets rebuilt); make_checkpoints.py also checks that its pair is the current one.
 all_present() {
   local name
   for name in "${NAMES[@]}"; do
     [[ -f "${OUT_DIR}/${name}/config.json" ]] || return 1
+    [[ "${name}" != small-llama* || -f "${OUT_DIR}/${name}/smoke-expect.json" ]] || return 1
   done
 }
 
