@@ -14,14 +14,15 @@ assert spec.loader is not None
 spec.loader.exec_module(render)
 
 LOG = """\
-TASK [vllm_source : Import vLLM in the venv and check its version, commit and ModelOpt methods.] ***
+TASK [vllm_source : VERIFY_TASK] ***
 ok: [gpu-validation] => {"changed": false, "vllm_version": "0.22.0",
     "modelopt_methods": {"modelopt": "ModelOptFp8Config"}}
 
-TASK [vllm_source : Generate tokens on the GPUs from every smoke-test model.] ***
+TASK [vllm_source : SMOKE_TASK] ***
 ok: [gpu-validation] => {
     "changed": false,
     "summary": ["small-llama tp=1 unquantized: 16 tokens in 0.1 s"],
+    "runs": [{"name": "small-llama", "tokens": 16, "agreement": 1.0, "expect_matched": true}],
     "tokens_total": 16
 }
 
@@ -30,6 +31,7 @@ gpu-validation             : ok=70   changed=18   unreachable=0    failed=0    s
 
 real\t4m2.113s
 """
+LOG = LOG.replace("VERIFY_TASK", render.VERIFY_TASK).replace("SMOKE_TASK", render.SMOKE_TASK)
 
 
 def test_task_results_are_read_from_verbose_output() -> None:
@@ -47,17 +49,34 @@ def test_recap_and_wall_time() -> None:
     assert render.wall_time(LOG) == "4m2.113s"
 
 
-def test_peak_memory_names_the_highest_sample() -> None:
-    samples = "5 3.1 [10/393]\n10 40.5 [120/393]\n15 12.0 [125/393]\nnoise\n"
-    assert render.peak_memory(samples) == (
-        "40.5 GiB used at 10 s, ninja at [120/393] (3 samples, every 5 s)"
+def test_peak_memory_and_cpu_share_come_from_the_samples() -> None:
+    samples = "5 3.1 40\n10 40.5 90 [120/393]\n15 12.0 100 [125/393]\nnoise\n"
+    assert render.peak_memory(samples, 8) == (
+        "40.5 GiB used at 10 s, ninja at [120/393], 5.1 GiB per compile job (8 jobs) "
+        "(3 samples, every 5 s)"
     )
+    assert render.busy_share(samples) == (
+        "95 % of all CPUs busy on average over 2 samples while ninja ran"
+    )
+
+
+def test_task_names_are_the_roles_own() -> None:
+    # The verify task was renamed once and the page silently lost its JSON: the names are
+    # now read from the role's task files.
+    verify = (ROOT / "roles/vllm_source/tasks/verify.yml").read_text()
+    assert f"- name: {render.VERIFY_TASK}\n  vllm_verify:" in verify
+    smoke = (ROOT / "roles/vllm_source/tasks/smoke.yml").read_text()
+    assert f"- name: {render.SMOKE_TASK}\n  vllm_smoke:" in smoke
 
 
 def test_render_uses_only_the_files(tmp_path: Path) -> None:
     (tmp_path / "machine.txt").write_text("## nvidia-smi -L\nGPU 0: NVIDIA H100 80GB HBM3\n")
-    (tmp_path / "precompiled-run.log").write_text(LOG)
+    (tmp_path / "run1.log").write_text(LOG)
+    (tmp_path / "gpu-after-run1.txt").write_text("## vLLM processes\nnone\n")
     text = render.render([tmp_path])
     assert "GPU 0: NVIDIA H100 80GB HBM3" in text
     assert "small-llama tp=1 unquantized: 16 tokens in 0.1 s" in text
     assert "wall time: 4m2.113s" in text
+    assert '"modelopt": "ModelOptFp8Config"' in text  # the verify JSON
+    assert "| small-llama | None | 16 | None | None | 1.0 | True |" in text
+    assert "GPU and vLLM processes after run 1:" in text

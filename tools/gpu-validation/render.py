@@ -3,7 +3,9 @@
 
 Usage: render.py RESULTS_DIR [RESULTS_DIR ...] > docs/gpu-validation.md
 Every figure, JSON and text in the output is copied from those files; only headings and
-labels are written here.
+labels are written here. The task results are found by the names the role's task files give
+the vllm_verify and vllm_smoke tasks, read from the role itself, so a renamed task cannot
+drop them silently.
 """
 
 from __future__ import annotations
@@ -15,13 +17,25 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
+TASKS = ROOT / "roles" / "vllm_source" / "tasks"
 sys.path.insert(0, str(ROOT / "module_utils"))
 
 from vllm_fleet_buildlog import read_log, summary  # noqa: E402
 
-VERIFY_TASK = "Import vLLM in the venv and check its version, commit and ModelOpt methods."
-SMOKE_TASK = "Generate tokens on the GPUs from every smoke-test model."
+
+def task_name(task_file: str, module: str) -> str:
+    """Return the name of the task in the role's `task_file` that calls `module`."""
+    for task in yaml.safe_load((TASKS / task_file).read_text(encoding="utf-8")):
+        if module in task:
+            return str(task["name"])
+    raise LookupError(f"no task calls {module} in roles/vllm_source/tasks/{task_file}")
+
+
+VERIFY_TASK = task_name("verify.yml", "vllm_verify")
+SMOKE_TASK = task_name("smoke.yml", "vllm_smoke")
 
 
 def task_result(log: str, task: str) -> Optional[Dict[str, Any]]:
@@ -56,19 +70,108 @@ def read(path: Path) -> str:
     return path.read_text(encoding="utf-8", errors="replace")
 
 
-def peak_memory(samples: str) -> Optional[str]:
-    """Return the highest used-memory sample (GiB) and when, from the sampler's lines."""
-    rows = [line.split() for line in samples.splitlines() if len(line.split()) >= 2]
-    rows = [r for r in rows if re.match(r"^\d+$", r[0]) and re.match(r"^[\d.]+$", r[1])]
+def samples(text: str) -> List[List[str]]:
+    """The sampler's rows: elapsed s, used GiB, CPU busy %, [ninja step]."""
+    rows = [line.split() for line in text.splitlines()]
+    return [
+        r
+        for r in rows
+        if len(r) >= 3 and r[0].isdigit() and re.match(r"^[\d.]+$", r[1]) and r[2].isdigit()
+    ]
+
+
+def peak_memory(text: str, jobs: Optional[int] = None) -> Optional[str]:
+    """Return the highest used-memory sample (GiB), when, and per compile job."""
+    rows = samples(text)
     if not rows:
         return None
     best = max(rows, key=lambda r: float(r[1]))
-    step = f", ninja at {best[2]}" if len(best) > 2 else ""
-    return f"{best[1]} GiB used at {best[0]} s{step} ({len(rows)} samples, every 5 s)"
+    step = f", ninja at {best[3]}" if len(best) > 3 else ""
+    per_job = f", {float(best[1]) / jobs:.1f} GiB per compile job ({jobs} jobs)" if jobs else ""
+    return f"{best[1]} GiB used at {best[0]} s{step}{per_job} ({len(rows)} samples, every 5 s)"
+
+
+def busy_share(text: str) -> Optional[str]:
+    """Return the mean CPU busy share over the samples taken while ninja ran."""
+    rows = [r for r in samples(text) if len(r) > 3]
+    if not rows:
+        return None
+    mean = sum(int(r[2]) for r in rows) / len(rows)
+    return f"{mean:.0f} % of all CPUs busy on average over {len(rows)} samples while ninja ran"
 
 
 def fenced(text: str, lang: str = "") -> str:
     return f"```{lang}\n{text.rstrip()}\n```\n"
+
+
+def smoke_section(smoke: Dict[str, Any]) -> List[str]:
+    keys = ("name", "resolved_quantization", "tokens", "tokens_per_s", "load_s", "agreement")
+    table = ["| " + " | ".join(keys) + " | expect matched |", "|" + " --- |" * (len(keys) + 1)]
+    for run in smoke.get("runs", []):
+        cells = [str(run.get(k)) for k in keys] + [str(run.get("expect_matched"))]
+        table.append("| " + " | ".join(cells) + " |")
+    return [
+        "Smoke test (`vllm_smoke`), one line per run:\n",
+        fenced("\n".join(smoke.get("summary", []))),
+        "\n".join(table) + "\n",
+        "Runs as returned:\n",
+        fenced(json.dumps(smoke.get("runs", []), indent=2), "json"),
+    ]
+
+
+def run_section(files: Dict[str, Path], n: int, title: str) -> List[str]:
+    log = read(files[f"run{n}.log"])
+    out = [f"## {title}\n"]
+    if f"run{n}-command.txt" in files:
+        out.append(fenced(read(files[f"run{n}-command.txt"]), "sh"))
+    out.append(fenced("\n".join(recap(log)) + f"\nwall time: {wall_time(log)}"))
+    verify = task_result(log, VERIFY_TASK)
+    if verify:
+        out += [
+            "Verify module result (`vllm_verify`):\n",
+            fenced(json.dumps(verify, indent=2), "json"),
+        ]
+    smoke = task_result(log, SMOKE_TASK)
+    out += smoke_section(smoke) if smoke else ["Smoke test: not reached in this run.\n"]
+    if f"gpu-after-run{n}.txt" in files:
+        out += [
+            f"GPU and vLLM processes after run {n}:\n",
+            fenced(read(files[f"gpu-after-run{n}.txt"])),
+        ]
+    return out
+
+
+def full_build_section(files: Dict[str, Path]) -> List[str]:
+    out = ["## Full CUDA build (as far as it got)\n"]
+    if "full-command.txt" in files:
+        out.append(fenced(read(files["full-command.txt"]), "sh"))
+    figures = summary(read_log(read(files["full-build.log.xz"]).splitlines()))
+    out += [
+        "`bench/build_time` figures of its build log:\n",
+        fenced(json.dumps(figures, indent=2), "json"),
+    ]
+    if figures["status"] == "running":
+        out.append(
+            f"The log ends mid-build, after {figures['elapsed_s']} s: the build was stopped "
+            f"there with {figures['steps_done']} of {figures['steps_total']} ninja steps "
+            "done.\n"
+        )
+    if "full-samples.txt" in files:
+        text = read(files["full-samples.txt"])
+        jobs = figures.get("max_jobs")
+        out.append(
+            f"Peak memory in use on the machine during the build: {peak_memory(text, jobs)}\n"
+        )
+        out.append(f"CPU: {busy_share(text)}\n\n")
+    if "full-run.log" in files:
+        lines = [
+            line
+            for line in read(files["full-run.log"]).splitlines()
+            if line.startswith(("TASK [", "ok:", "changed:", "fatal:", "PLAY RECAP"))
+        ]
+        lines = [line if len(line) < 240 else line[:239] + "…" for line in lines[-8:]]
+        out += ["Last role steps of that run:\n", fenced("\n".join(lines))]
+    return out
 
 
 def render(dirs: List[Path]) -> str:
@@ -81,67 +184,35 @@ def render(dirs: List[Path]) -> str:
     ]
     if "machine.txt" in files:
         out += ["## Machine\n", fenced(read(files["machine.txt"]))]
-    for name, title in (
-        ("precompiled", "Precompiled build + verify + smoke test"),
-        ("rerun", "Second run, nothing changed (smoke test off)"),
-    ):
-        log_name = f"{name}-run.log" if name == "precompiled" else "rerun.log"
-        if log_name not in files:
-            continue
-        log = read(files[log_name])
-        out.append(f"## {title}\n")
-        if f"{name}-command.txt" in files:
-            out.append(fenced(read(files[f"{name}-command.txt"]), "sh"))
-        out.append(fenced("\n".join(recap(log)) + f"\nwall time: {wall_time(log)}"))
-        verify = task_result(log, VERIFY_TASK) if name == "precompiled" else None
-        if verify:
-            out += [
-                "Verify module result (`vllm_verify`):\n",
-                fenced(json.dumps(verify, indent=2), "json"),
-            ]
-        smoke = task_result(log, SMOKE_TASK) if name == "precompiled" else None
-        if name == "precompiled" and not smoke:
-            out.append("Smoke test: not reached in this run (the play stopped before it).\n")
-        if smoke:
-            out += [
-                "Smoke test (`vllm_smoke`), one line per run:\n",
-                fenced("\n".join(smoke.get("summary", []))),
-                "Runs:\n",
-                fenced(json.dumps(smoke.get("runs", []), indent=2), "json"),
-            ]
-    builds = [p for n, p in files.items() if n.startswith("build-") and ".log" in n]
-    for path in builds:
+    if "wheelhouse-check.txt" in files:
         out += [
-            f"## Build log of the precompiled build ({path.name})\n",
-            fenced(json.dumps(summary(read_log(read(path).splitlines())), indent=2), "json"),
+            "## The wheelhouse, proved complete on the controller before it was carried\n",
+            fenced(read(files["wheelhouse-check.txt"])),
         ]
+    if "gpu-before.txt" in files:
+        out += ["## GPU before the first run\n", fenced(read(files["gpu-before.txt"]))]
+    titles = {
+        1: "First run: bare prefix, precompiled build, verify, smoke test",
+        2: "Second run, the same command",
+    }
+    for n, title in titles.items():
+        if f"run{n}.log" in files:
+            out += run_section(files, n, title)
+    for name, path in files.items():
+        if name.startswith("build-") and ".log" in name:
+            out += [
+                f"## Build log of the precompiled build ({name})\n",
+                fenced(json.dumps(summary(read_log(read(path).splitlines())), indent=2), "json"),
+            ]
     if "full-build.log.xz" in files:
-        out.append("## Full CUDA build (as far as it got)\n")
-        if "full-command.txt" in files:
-            out.append(fenced(read(files["full-command.txt"]), "sh"))
-        figures = summary(read_log(read(files["full-build.log.xz"]).splitlines()))
+        out += full_build_section(files)
+    if "cleanup.txt" in files:
         out += [
-            "`bench/build_time` figures of its build log:\n",
-            fenced(json.dumps(figures, indent=2), "json"),
+            "## Processes of the validation, ended before the machine went back\n",
+            fenced(read(files["cleanup.txt"])),
         ]
-        if figures["status"] == "running":
-            out.append(
-                f"The log ends mid-build, after {figures['elapsed_s']} s: the build was stopped "
-                f"there with {figures['steps_done']} of {figures['steps_total']} ninja steps "
-                "done.\n"
-            )
-        if "full-memory.txt" in files:
-            peak = peak_memory(read(files["full-memory.txt"]))
-            out.append(f"Peak memory in use on the machine during the build: {peak}\n\n")
-        if "full-run.log" in files:
-            log = read(files["full-run.log"])
-            lines = [
-                line
-                for line in log.splitlines()
-                if line.startswith(("TASK [", "ok:", "changed:", "fatal:", "PLAY RECAP"))
-            ]
-            lines = [line if len(line) < 240 else line[:239] + "…" for line in lines[-8:]]
-            out += ["Last role steps of that run:\n", fenced("\n".join(lines))]
+    if "gpu-final.txt" in files:
+        out += ["GPU at the end:\n", fenced(read(files["gpu-final.txt"]))]
     return "\n".join(out)
 
 

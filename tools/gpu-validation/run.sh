@@ -1,27 +1,36 @@
 #!/usr/bin/env bash
 # The GPU validation run, on the GPU machine (offline), from the repository root.
-# Inputs arrive in carried batches (tools/gpu-validation/pack.sh makes them here):
-#   run.sh take BATCH_DIR   copy a carried batch to /root/gpu/stage (kept while the machine is)
-#   run.sh setup            lay out /srv from the base batch (mirror, staged CUDA sources,
-#                           wheelhouse, checkpoints) and make the control venv /tmp/ctl
-#   run.sh full-start       start site.yml with a FULL build in the background (setsid);
-#                           /root/gpu/full/ gets its output and a memory sampler's
-#   run.sh wheel            join the precompiled wheel's parts, check its sha256
-#   run.sh precompiled      site.yml in precompiled mode with the smoke test, then again
-#                           without it (must change nothing); output in $OUT
+# Inputs arrive in carried batches (tools/gpu-validation/stage.sh, then pack.sh, make them):
+#   run.sh take=BATCH_DIR   copy a carried batch to /root/gpu/stage (kept while the machine is)
+#   run.sh setup            join the parts, check the tar's sha256, lay out /srv (mirror,
+#                           wheelhouse, checkpoints, PyPI's vLLM wheel, staged CUDA sources if
+#                           any) and make the control venv /tmp/ctl from the control wheels
+#   run.sh precompiled      site.yml exactly as a user runs it (inventory/gpu-validation), from
+#                           a bare prefix, then the same command again (must change nothing);
+#                           GPU memory and vLLM processes before and after each; files in $RES
+#   run.sh start            precompiled, in the background (setsid): output in /root/gpu/out,
+#                           /root/gpu/precompiled.rc once it ended
+#   run.sh wait=SECONDS     wait for that run to end (at most SECONDS), then show where it is
+#   run.sh results          $RES (/root/gpu/out) packed into $OUT/results.tar.gz: one file back
+#   run.sh full-start       start site.yml with a FULL build in the background (setsid), under
+#                           its own prefix and user; /root/gpu/full/ gets its output and a
+#                           sampler's memory / CPU-busy lines
 #   run.sh progress         the full build's progress so far
-#   run.sh collect          copy the full build's logs and samples into $OUT
-# docs/gpu-validation.md is rendered from $OUT by tools/gpu-validation/render.py.
+#   run.sh collect          the full build's logs and samples into $RES
+#   run.sh cleanup          list, then end by their ids, the processes these steps started
+# docs/gpu-validation.md: render.py over the unpacked results.tar.gz.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 WORK=/root/gpu
-INVENTORY="$ROOT/inventory/gpu-validation/hosts.yml"
 export ANSIBLE_CONFIG="$ROOT/ansible.cfg" ANSIBLE_FORCE_COLOR=0 NO_COLOR=1 PYTHONUNBUFFERED=1
 # JSON results (render.py parses them), not the yaml this repo's ansible.cfg picks for people.
 export ANSIBLE_CALLBACK_RESULT_FORMAT=json
-export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-OUT="${OUT:-$WORK/out}"
-mkdir -p "$WORK" "$OUT"
+# Every step writes its files to $RES; `results` packs them into the device tool's $OUT.
+RES="$WORK/out"
+OUT="${OUT:-$WORK/returned}"
+mkdir -p "$WORK" "$RES" "$OUT"
+# The command a user types, as it is recorded; playbook() runs exactly this.
+USER_COMMAND=(ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts)
 
 machine() {
   {
@@ -33,68 +42,115 @@ machine() {
     echo "## memory"; free -g | head -2
     echo "## os"; . /etc/os-release; echo "$PRETTY_NAME"
     echo "## python"; /opt/torch/.venv/bin/python3 -c 'import sys, torch; print(sys.version.split()[0], torch.__version__)'
-  } >"$OUT/machine.txt" 2>&1
+  } >"$RES/machine.txt" 2>&1
+}
+
+# gpu_state NAME: the GPU's memory and its compute processes, and every vLLM process on the
+# machine, into $RES/gpu-NAME.txt.
+gpu_state() {
+  {
+    echo "## nvidia-smi --query-gpu=index,memory.used,memory.total"
+    nvidia-smi --query-gpu=index,memory.used,memory.total --format=csv
+    echo "## nvidia-smi --query-compute-apps=pid,process_name,used_memory"
+    nvidia-smi --query-compute-apps=pid,process_name,used_memory --format=csv
+    echo "## vLLM processes (ps -eo pid,ppid,user,etime,args)"
+    ps -eo pid,ppid,user,etime,args | grep -E 'VLLM|vllm\.|EngineCore' | grep -v -E 'grep|ps -eo' || echo "none"
+  } >"$RES/gpu-$1.txt" 2>&1
 }
 
 take() {
-  mkdir -p "$WORK/stage" "$WORK/checkpoints"
+  mkdir -p "$WORK/stage"
   cp -r "$1"/. "$WORK/stage/"
-  # The models travel once, in the first call (.cache/checkpoints carried).
-  if [ -d "$ROOT/.cache/checkpoints/small-llama" ]; then
-    cp -r "$ROOT"/.cache/checkpoints/small-llama* "$WORK/checkpoints/"
-  fi
   ls -la "$WORK/stage" | tail -n +2
 }
 
 setup() {
   local stage="$WORK/stage"
-  cat "$stage"/base.tar.part* | tar -C "$stage" -xf -
+  cat "$stage"/base.tar.part* >"$stage/base.tar"
   (cd "$stage" && sha256sum -c base.sha256)
+  tar -C "$stage" -xf "$stage/base.tar" && rm "$stage/base.tar" "$stage"/base.tar.part*
   mkdir -p /srv/mirror /srv/deps /srv/wheels /srv/checkpoints
-  tar -C /srv/mirror -xf "$stage/mirror-v0.22.0.tar"
-  tar -C /srv/deps -xJf "$stage/deps-v0.22.0.tar.xz"
+  tar -C /srv/mirror -xf "$stage/mirror.tar"
+  if [ -f "$stage/deps.tar.xz" ]; then tar -C /srv/deps -xJf "$stage/deps.tar.xz"; fi
   rm -rf /srv/wheelhouse && cp -r "$stage/wheelhouse" /srv/wheelhouse
-  cp -r "$WORK"/checkpoints/small-llama* /srv/checkpoints/
+  cp -r "$stage"/checkpoints/. /srv/checkpoints/
+  cp "$stage"/vllm-wheel/*.whl /srv/wheels/
   chmod -R a+rX /srv
   /usr/bin/python3 -m venv /tmp/ctl
-  /tmp/ctl/bin/pip install -q --no-index --find-links "$stage/wheels-ansible" ansible-core==2.19.14
-  /tmp/ctl/bin/ansible-playbook --version >/dev/null && echo "ansible-core ready"
-  ls /srv/mirror /srv/deps/* /srv/checkpoints
+  /tmp/ctl/bin/pip install -q --no-index --find-links "$stage/wheels-control" -r "$stage/control-requirements.txt"
+  /tmp/ctl/bin/ansible-playbook --version | head -1
+  ls /srv/mirror /srv/deps /srv/checkpoints /srv/wheels
   git --git-dir /srv/mirror/vllm.git rev-parse 'v0.22.0^{commit}'
 }
 
-wheel() {
-  local stage="$WORK/stage" name
-  name=$(cat "$stage/wheel.name")
-  cat "$stage/$name".part* >"/srv/wheels/$name"
-  (cd /srv/wheels && sha256sum -c "$stage/wheel.sha256")
-  chmod a+r "/srv/wheels/$name"
+playbook() {
+  (cd "$ROOT" && PATH="/tmp/ctl/bin:$PATH" "${USER_COMMAND[@]}" "$@")
+}
+
+precompiled() {
+  machine
+  gpu_state before
+  local n
+  for n in 1 2; do
+    echo "${USER_COMMAND[*]}" >"$RES/run$n-command.txt"
+    { time playbook; } >"$RES/run$n.log" 2>&1 || { gpu_state "after-run$n"; tail -60 "$RES/run$n.log"; return 1; }
+    gpu_state "after-run$n"
+  done
+  cp /opt/vllm/logs/build-*.log "$RES/" 2>/dev/null || true
+  grep -A1 'PLAY RECAP' "$RES"/run*.log
+  cat "$RES/gpu-after-run2.txt"
+}
+
+start() {
+  rm -f "$WORK/precompiled.rc"
+  setsid nohup bash -c "bash '$ROOT/tools/gpu-validation/run.sh' precompiled >'$WORK/precompiled.log' 2>&1; \
+    echo \$? >'$WORK/precompiled.rc'" </dev/null >/dev/null 2>&1 &
+  echo $! >"$WORK/precompiled.pid"
+  echo "precompiled run started in session $(cat "$WORK/precompiled.pid")"
+}
+
+wait_for() {
+  local deadline=$(( $(date +%s) + $1 ))
+  while [ ! -f "$WORK/precompiled.rc" ] && [ "$(date +%s)" -lt "$deadline" ]; do sleep 5; done
+  if [ -f "$WORK/precompiled.rc" ]; then echo "precompiled run ended with $(cat "$WORK/precompiled.rc")"; fi
+  tail -25 "$WORK/precompiled.log"
+  grep -E '^TASK \[' "$RES"/run*.log 2>/dev/null | tail -2 || true
+}
+
+results() {
+  tar -C "$RES" -czf "$OUT/results.tar.gz" .
+  tar -tzf "$OUT/results.tar.gz"
 }
 
 progress() {
-  tail -2 "$WORK/full/memory.txt" 2>/dev/null || true
+  tail -2 "$WORK/full/samples.txt" 2>/dev/null || true
   grep -E '^(TASK|fatal|PLAY RECAP)' "$WORK/full/run.log" | tail -3 || true
 }
 
-playbook() {
-  /tmp/ctl/bin/ansible-playbook -v -i "$INVENTORY" "$ROOT/site.yml" -l gpu_hosts "$@"
-}
-
-sample_memory() {  # every 5 s: elapsed, used GiB (MemTotal - MemAvailable), latest ninja step
-  local start; start=$(date +%s)
+# Every 5 s: elapsed s, used GiB (MemTotal - MemAvailable), CPU busy % since the last sample,
+# latest ninja step of the full build's log.
+sample() {
+  local start prev_total=0 prev_idle=0
+  start=$(date +%s)
   while sleep 5; do
-    local used log step
+    local used busy log step total idle
     used=$(awk '/MemTotal/{t=$2} /MemAvailable/{a=$2} END{printf "%.1f", (t-a)/1048576}' /proc/meminfo)
+    read -r total idle < <(awk '/^cpu /{t=0; for (i=2; i<=NF; i++) t+=$i; print t, $5+$6}' /proc/stat)
+    busy=$(awk -v t="$total" -v i="$idle" -v pt="$prev_total" -v pi="$prev_idle" \
+      'BEGIN{ if (t > pt) printf "%.0f", 100 * (1 - (i - pi) / (t - pt)); else print 0 }')
+    prev_total=$total; prev_idle=$idle
     log=$(ls -t /opt/vllm-full/logs/build-*.log 2>/dev/null | head -1 || true)
     step=$( [ -n "$log" ] && grep -oE '\[[0-9]+/[0-9]+\]' "$log" | tail -1 || true)
-    echo "$(( $(date +%s) - start )) ${used} ${step:-}"
+    echo "$(( $(date +%s) - start )) ${used} ${busy} ${step:-}"
   done
 }
 
 full_start() {
   mkdir -p "$WORK/full"
   local args=(-e vllm_source_build_mode=full -e vllm_source_prefix=/opt/vllm-full
-    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh -e "{\"vllm_source_smoke_test\": false}")
+    -e vllm_source_user=vllmfull -e vllm_source_group=vllmfull
+    -e vllm_source_profile_path=/etc/profile.d/vllm-source-full.sh
+    -e '{"vllm_source_smoke_test": false}')
   local mem_gib cpus
   mem_gib=$(awk '/MemTotal/{print int($2/1048576)}' /proc/meminfo); cpus=$(nproc)
   if (( mem_gib < 4 * cpus )); then
@@ -102,12 +158,12 @@ full_start() {
     # would size MAX_JOBS from it. The machine's real memory is 8 GiB a core.
     args+=(-e "vllm_source_max_jobs=${cpus}")
   fi
-  echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts ${args[*]}" \
-    "  # MemTotal at start: ${mem_gib} GiB, ${cpus} CPUs" >"$WORK/full/command.txt"
-  setsid nohup bash -c "$(declare -f sample_memory); sample_memory" >"$WORK/full/memory.txt" 2>&1 < /dev/null &
-  setsid nohup bash -c "$(declare -f playbook); INVENTORY='$INVENTORY' ROOT='$ROOT'; \
-    time playbook $(printf '%q ' "${args[@]}")" >"$WORK/full/run.log" 2>&1 < /dev/null &
-  # Wait until the build itself runs, so the precompiled run does not race it for the user.
+  echo "${USER_COMMAND[*]} ${args[*]}  # MemTotal at start: ${mem_gib} GiB, ${cpus} CPUs" >"$WORK/full/command.txt"
+  setsid nohup bash -c "$(declare -f sample); sample" >"$WORK/full/samples.txt" 2>&1 </dev/null &
+  echo $! >"$WORK/full/sampler.pid"
+  setsid nohup bash -c "$(declare -f playbook); USER_COMMAND=($(printf '%q ' "${USER_COMMAND[@]}")); \
+    ROOT='$ROOT'; time playbook $(printf '%q ' "${args[@]}")" >"$WORK/full/run.log" 2>&1 </dev/null &
+  echo $! >"$WORK/full/playbook.pid"
   for _ in $(seq 1 60); do
     ls /opt/vllm-full/logs/build-*.log >/dev/null 2>&1 && break
     grep -q 'PLAY RECAP' "$WORK/full/run.log" 2>/dev/null && break
@@ -116,35 +172,50 @@ full_start() {
   tail -5 "$WORK/full/run.log"
 }
 
-precompiled() {
-  machine
-  echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts" >"$OUT/precompiled-command.txt"
-  { time playbook -e vllm_source_user=vllmpre -e vllm_source_group=vllmpre; } >"$OUT/precompiled-run.log" 2>&1 || { tail -60 "$OUT/precompiled-run.log"; return 1; }
-  echo "ansible-playbook -v -i inventory/gpu-validation/hosts.yml site.yml -l gpu_hosts -e vllm_source_smoke_test=false" >"$OUT/rerun-command.txt"
-  { time playbook -e vllm_source_user=vllmpre -e vllm_source_group=vllmpre -e '{"vllm_source_smoke_test": false}'; } >"$OUT/rerun.log" 2>&1 || { tail -40 "$OUT/rerun.log"; return 1; }
-  cp /opt/vllm/logs/build-*.log "$OUT/" 2>/dev/null || true
-  grep -A1 'PLAY RECAP' "$OUT/precompiled-run.log" "$OUT/rerun.log"
+collect() {
+  cp "$WORK/full/command.txt" "$RES/full-command.txt"
+  cp "$WORK/full/samples.txt" "$RES/full-samples.txt"
+  tail -c 3000000 "$WORK/full/run.log" >"$RES/full-run.log"
+  local log; log=$(ls -t /opt/vllm-full/logs/build-*.log | head -1)
+  xz -T4 -c "$log" >"$RES/full-build.log.xz"
+  python3 "$ROOT/bench/build_time" "$log" | tee "$RES/full-build-time.txt"
+  tail -3 "$RES/full-samples.txt"
 }
 
-collect() {
-  cp "$WORK/full/command.txt" "$OUT/full-command.txt"
-  cp "$WORK/full/memory.txt" "$OUT/full-memory.txt"
-  tail -c 3000000 "$WORK/full/run.log" >"$OUT/full-run.log"
-  local log; log=$(ls -t /opt/vllm-full/logs/build-*.log | head -1)
-  xz -T4 -c "$log" >"$OUT/full-build.log.xz"
-  python3 "$ROOT/bench/build_time" "$log" | tee "$OUT/full-build-time.txt"
-  tail -3 "$OUT/full-memory.txt"
+# The processes of this validation: the full build's playbook and sampler sessions (and
+# their children: ninja, nvcc), any vLLM process. Listed, then ended by id.
+cleanup() {
+  local pids=() pid sid
+  for f in "$WORK"/full/*.pid "$WORK"/precompiled.pid; do
+    [ -f "$f" ] || continue
+    sid=$(cat "$f")
+    while read -r pid; do pids+=("$pid"); done < <(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s {print $1}')
+  done
+  while read -r pid; do pids+=("$pid"); done < <(pgrep -f 'VLLM|EngineCore|vllm\.entrypoints' || true)
+  {
+    echo "## processes of this validation before cleanup"
+    if [ ${#pids[@]} -gt 0 ]; then ps -o pid,ppid,etime,args -p "$(IFS=,; echo "${pids[*]}")" || true; else echo none; fi
+    [ ${#pids[@]} -eq 0 ] || kill -TERM "${pids[@]}" 2>/dev/null || true
+    sleep 3
+    [ ${#pids[@]} -eq 0 ] || kill -KILL "${pids[@]}" 2>/dev/null || true
+    echo "## after"
+    if [ ${#pids[@]} -gt 0 ]; then ps -o pid,args -p "$(IFS=,; echo "${pids[*]}")" || echo "none left"; else echo none; fi
+  } | tee "$RES/cleanup.txt"
+  gpu_state final
 }
 
 for step in "$@"; do
   case "$step" in
     take=*) take "${step#take=}" ;;
     setup) setup ;;
-    full-start) full_start ;;
-    wheel) wheel ;;
     precompiled) precompiled ;;
+    start) start ;;
+    wait=*) wait_for "${step#wait=}" ;;
+    results) results ;;
+    full-start) full_start ;;
     progress) progress ;;
     collect) collect ;;
-    *) sed -n 2,16p "$0"; exit 2 ;;
+    cleanup) cleanup ;;
+    *) sed -n 2,20p "$0"; exit 2 ;;
   esac
 done
