@@ -95,7 +95,7 @@ options:
   mem_per_job_gb:
     description: RAM, in GiB, one compile job may use (vllm_source_build_mem_per_job_gb).
     type: float
-    default: 4
+    default: 6
   cpu_count:
     description: CPUs the build may use; 0 reads this process's CPU affinity.
     type: int
@@ -203,7 +203,7 @@ def main() -> None:
             "supported_archs": {"type": "list", "elements": "str", "default": []},
             "max_jobs": {"type": "int", "default": 0},
             "nvcc_threads": {"type": "int", "default": 1},
-            "mem_per_job_gb": {"type": "float", "default": 4.0},
+            "mem_per_job_gb": {"type": "float", "default": 6.0},
             "cpu_count": {"type": "int", "default": 0},
             "mem_total_mb": {"type": "int", "default": 0},
         },

@@ -187,8 +187,8 @@ def leftover_processes(pgid: int, marker: str, pids: Optional[Iterable[int]] = N
     own = os.getpid()
     found = []
     for pid in pids:
-        if pid == own:
-            continue
+        if pid == own or _zombie(pid):
+            continue  # a zombie has ended already; its parent reaps it
         if _process_group(pid) == pgid or _environ_has(pid, marker):
             found.append(pid)
     return sorted(found)
@@ -203,10 +203,17 @@ def _command_of(pid: int) -> str:
     return " ".join(p.decode(errors="replace") for p in parts if p)[:120] or "?"
 
 
-def end_processes(pgid: int, marker: str, grace: float = 10.0) -> List[Dict[str, Any]]:
-    """End every process of a run (SIGTERM, then SIGKILL after `grace` seconds); return what
-    was found running, as {pid, command}."""
+def end_processes(
+    pgid: int, marker: str, grace: float = 10.0, settle: float = 5.0
+) -> List[Dict[str, Any]]:
+    """End every process of a run that is still alive `settle` seconds after the child
+    returned (an engine process finishing its own shutdown gets that long), with SIGTERM, then
+    SIGKILL after `grace` seconds; return the ones it had to end, as {pid, command}."""
+    deadline = time.monotonic() + settle
     found = leftover_processes(pgid, marker)
+    while found and time.monotonic() < deadline:
+        time.sleep(0.2)
+        found = leftover_processes(pgid, marker)
     ended = [{"pid": pid, "command": _command_of(pid)} for pid in found]
     for pid in found:
         _signal(pid, signal.SIGTERM)

@@ -80,3 +80,10 @@ def test_render_uses_only_the_files(tmp_path: Path) -> None:
     assert '"modelopt": "ModelOptFp8Config"' in text  # the verify JSON
     assert "| small-llama | None | 16 | None | None | 1.0 | True |" in text
     assert "GPU and vLLM processes after run 1:" in text
+
+
+def test_adhoc_results_are_read() -> None:
+    log = 'Using x\ngpu-validation | FAILED! => {\n  "engine": {"state": "failed"},\n'
+    log += '  "msg": "m"\n}\n'
+    assert render.adhoc_result(log) == {"engine": {"state": "failed"}, "msg": "m"}
+    assert render.adhoc_result("nothing") is None

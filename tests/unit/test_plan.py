@@ -499,7 +499,7 @@ def test_main_warns_about_oom(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["vllm_build_plan"]["max_jobs"] == 64
     # ansible-core 2.19 returns warnings as structured events; their text is inside.
     warnings = json.dumps(result["warnings"])
-    assert "vllm_source_max_jobs=64 is more compile jobs than RAM holds (4 at 4 GiB" in warnings
+    assert "vllm_source_max_jobs=64 is more compile jobs than RAM holds (2 at 6 GiB" in warnings
     assert "OOM-killed" in warnings
 
 
@@ -603,5 +603,5 @@ def test_main_plans_for_the_cgroup_limit_under_memtotal(capsys, monkeypatch) -> 
     monkeypatch.setattr(vllm_build_plan, "read_text", files.get)
     rc, result = run_main({"target_device": "empty", "cpu_count": 32}, capsys)
     assert rc == 0
-    assert result["vllm_build_plan"]["max_jobs"] == 3
+    assert result["vllm_build_plan"]["max_jobs"] == 2  # 12 GiB at the default 6 GiB a job
     assert "12.0 GiB RAM (cgroup memory limit)" in result["vllm_build_plan"]["max_jobs_reason"]

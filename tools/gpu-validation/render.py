@@ -52,6 +52,15 @@ def task_result(log: str, task: str) -> Optional[Dict[str, Any]]:
     return result
 
 
+def adhoc_result(log: str) -> Optional[Dict[str, Any]]:
+    """Return the JSON result an ad-hoc `ansible -v` run printed for its host, if any."""
+    match = re.compile(r"^\S+ \| (?:FAILED!|SUCCESS|CHANGED) => ", re.M).search(log)
+    if not match:
+        return None
+    result, _ = json.JSONDecoder().raw_decode(log[match.end() :])
+    return result
+
+
 def recap(log: str) -> List[str]:
     """Return the PLAY RECAP host lines."""
     tail = log[log.rfind("PLAY RECAP") :] if "PLAY RECAP" in log else ""
@@ -158,7 +167,7 @@ def full_build_section(files: Dict[str, Path]) -> List[str]:
         )
     if "full-samples.txt" in files:
         text = read(files["full-samples.txt"])
-        jobs = figures.get("max_jobs")
+        jobs = int(figures["max_jobs"]) if figures.get("max_jobs") else None
         out.append(
             f"Peak memory in use on the machine during the build: {peak_memory(text, jobs)}\n"
         )
@@ -198,6 +207,20 @@ def render(dirs: List[Path]) -> str:
     for n, title in titles.items():
         if f"run{n}.log" in files:
             out += run_section(files, n, title)
+    if "engine-without-env.log" in files:
+        result = adhoc_result(read(files["engine-without-env.log"])) or {}
+        out += [
+            "## The engine check without `vllm_source_runtime_env`\n",
+            fenced(
+                read(files.get("engine-without-env-command.txt", files["engine-without-env.log"])),
+                "sh",
+            ),
+            "Its `engine` result and message:\n",
+            fenced(
+                json.dumps({"engine": result.get("engine"), "msg": result.get("msg")}, indent=2),
+                "json",
+            ),
+        ]
     for name, path in files.items():
         if name.startswith("build-") and ".log" in name:
             out += [

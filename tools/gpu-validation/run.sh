@@ -182,8 +182,9 @@ collect() {
   tail -3 "$RES/full-samples.txt"
 }
 
-# The processes of this validation: the full build's playbook and sampler sessions (and
-# their children: ninja, nvcc), any vLLM process. Listed, then ended by id.
+# The processes of this validation: the full build's playbook and sampler sessions, every
+# process of the role's service users (the async build: ninja, nvcc), any vLLM process.
+# Listed, then ended by id.
 cleanup() {
   local pids=() pid sid
   for f in "$WORK"/full/*.pid "$WORK"/precompiled.pid; do
@@ -192,6 +193,9 @@ cleanup() {
     while read -r pid; do pids+=("$pid"); done < <(ps -eo pid=,sid= | awk -v s="$sid" '$2 == s {print $1}')
   done
   while read -r pid; do pids+=("$pid"); done < <(pgrep -f 'VLLM|EngineCore|vllm\.entrypoints' || true)
+  # The build runs under Ansible's async wrapper, which starts a session of its own: its
+  # processes (pip, cmake, ninja, nvcc) are found by the service users they run as.
+  while read -r pid; do pids+=("$pid"); done < <(pgrep -u vllmfull,vllm || true)
   {
     echo "## processes of this validation before cleanup"
     if [ ${#pids[@]} -gt 0 ]; then ps -o pid,ppid,etime,args -p "$(IFS=,; echo "${pids[*]}")" || true; else echo none; fi

@@ -10,7 +10,8 @@
 #   .gpu/checkpoints/          the trained tiny Llama and its ModelOpt FP8 export
 #   .gpu/deps.tar.xz           (optional) the tag's staged CUDA FetchContent sources, for the
 #                              full build: give STAGED_DEPS=<dir>.tar.xz made by
-#                              playbooks/stage_sources.yml
+#                              playbooks/stage_sources.yml (it needs the pinned repositories,
+#                              or mirrors of them named in vllm_source_stage_url_map)
 #   .gpu/wheelhouse-check.txt  what the offline completeness check printed (rendered)
 # Then tools/gpu-validation/pack.sh splits it into carries.
 #
