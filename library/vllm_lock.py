@@ -22,7 +22,7 @@ description:
     seconds for it to go, then fails naming the holder and how to clear a stale lock.
   - C(state=absent) removes the lock file when this run (C(run_id)) holds it; a lock that
     another run holds is left alone.
-  - Reports C(changed=false) either way: taking and releasing the lock is bookkeeping, not a
+  - Reports C(changed=false) either way; taking and releasing the lock is bookkeeping, not a
     change of the install, so a run that changes nothing else reports nothing changed.
 options:
   path:

@@ -22,14 +22,14 @@ short_description: List, switch and prune the releases under a vllm_source prefi
 description:
   - A prefix holds C(releases/<key>/) (each with its own venv and wheel) and the symlink
     C(current) -> C(releases/<key>). A release is verified when its stamp file exists (the
-    role writes it only after vllm_verify passed).
+    role writes it only after vllm_verify and, with the smoke test on, vllm_smoke passed).
   - C(state=info) changes nothing and reports the releases, current and previous.
   - C(state=current) points C(current) at C(releases/<key>) atomically (a new symlink renamed
     over the old one) and refuses a release that is not verified.
   - C(state=pruned) deletes every release but current and the C(keep) newest verified ones.
-  - C(state=discarded) deletes C(releases/<key>) when it is partial: no stamp (a run failed
-    or was killed before verify) and not current. A verified or current release is left as
-    it is.
+  - C(state=discarded) deletes C(releases/<key>) when it is partial, with no stamp (a run
+    failed or was killed before it verified) and not current. A verified or current release
+    is left as it is.
 options:
   prefix:
     description: The install prefix (vllm_source_prefix).

@@ -82,7 +82,7 @@ options:
     description:
       - Start a vLLM engine on the GPU with dummy weights (C(load_format=dummy), a tiny Llama
         config, no tokenizer) and generate a few tokens, in a child process whose processes
-        all end with it. Proves that the release as installed can start an engine: a runtime
+        all end with it. Proves that the release as installed can start an engine; a runtime
         requirement left out (vllm_source_runtime_deps_exclude) that the engine imports at
         start fails here, with the root cause, not only at serving time.
       - Needs the compiled kernels and a GPU; skipped (C(engine.state) C(skipped)) without

@@ -605,3 +605,19 @@ def test_main_plans_for_the_cgroup_limit_under_memtotal(capsys, monkeypatch) -> 
     assert rc == 0
     assert result["vllm_build_plan"]["max_jobs"] == 2  # 12 GiB at the default 6 GiB a job
     assert "12.0 GiB RAM (cgroup memory limit)" in result["vllm_build_plan"]["max_jobs_reason"]
+
+
+def test_the_tags_own_arch_list_decides() -> None:
+    # vLLM 0.10.1 builds no kernels for 12.1 (DGX Spark's GB10) or 11.0: with its own list
+    # the plan refuses such a GPU before the build; with 0.30.0's list it planned a build that
+    # has no kernels for it.
+    from ansible.module_utils.vllm_fleet_pins import cuda_supported_archs
+
+    cmake = (DATA / "vllm-src" / "0.10.1" / "CMakeLists.txt").read_text()
+    tag_archs = cuda_supported_archs(cmake)
+    assert "12.1" not in tag_archs and "12.1" in VLLM_CUDA_ARCHS
+    assert resolve_arch_list("cuda", "", ["12.1"], supported=VLLM_CUDA_ARCHS) == "12.1"
+    with pytest.raises(PlanError, match=r"12\.1"):
+        resolve_arch_list("cuda", "", ["12.1"], supported=tag_archs)
+    with pytest.raises(PlanError, match=r"11\.0"):
+        resolve_arch_list("cuda", "9.0;11.0", ["9.0"], supported=tag_archs)

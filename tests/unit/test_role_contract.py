@@ -119,3 +119,18 @@ def walk(tasks: list):
         yield task
         for key in ("block", "rescue", "always"):
             yield from walk(task.get(key) or [])
+
+
+def test_the_plan_gets_the_tags_arch_list():
+    # The plan ran before the pins were read, so every tag's arch list was checked against
+    # vLLM 0.30.0's (vllm_build_plan's default). It runs again once the pins are known.
+    plan = next(t for t in tasks_of("plan.yml") if "vllm_build_plan" in t)
+    assert plan["vllm_build_plan"]["supported_archs"] == "{{ vllm_source_plan_supported_archs }}"
+    main = tasks_of("main.yml")
+    includes = [(t.get("ansible.builtin.include_tasks"), t.get("vars", {})) for t in main]
+    probe = [name for name, _ in includes].index("source_probe.yml")
+    after = [v for name, v in includes[probe:] if name == "plan.yml"]
+    tag_archs = "{{ vllm_source_pins.cuda_supported_archs | default([]) }}"
+    assert after == [{"vllm_source_plan_supported_archs": tag_archs}]
+    key = [name for name, _ in includes].index("key.yml")
+    assert probe < key  # the key hashes the plan's arch list: the tag's plan comes first

@@ -27,7 +27,6 @@ TARGET=(--python-version 3.12 --platform manylinux_2_39_x86_64)
 PY="$ROOT/.venv/bin/python"
 step() { printf '\n== %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
-grep -qx '/.gpu/' "$ROOT/.git/info/exclude" 2>/dev/null || echo '/.gpu/' >>"$ROOT/.git/info/exclude"
 mkdir -p "$G"
 bash "$ROOT/tools/bootstrap-control.sh" >/dev/null
 
