@@ -134,3 +134,12 @@ def test_the_plan_gets_the_tags_arch_list():
     assert after == [{"vllm_source_plan_supported_archs": tag_archs}]
     key = [name for name, _ in includes].index("key.yml")
     assert probe < key  # the key hashes the plan's arch list: the tag's plan comes first
+
+
+def test_one_credentials_mask():
+    # The user:password@ pattern is spelled once, in vars/main.yml; every mask uses that var.
+    spelled = {
+        path.relative_to(ROLE).as_posix(): path.read_text(encoding="utf-8").count("[^/@")
+        for path in ROLE.rglob("*.yml")
+    }
+    assert {name: n for name, n in spelled.items() if n} == {"vars/main.yml": 1}
