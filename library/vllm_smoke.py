@@ -8,10 +8,9 @@ import sys
 from typing import Any, Dict, List
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_child import child_report
 from ansible.module_utils.vllm_fleet_engine import (
     GENERATE_SCRIPT,
-    root_cause,
+    engine_report,
     run_child,
     secret_values,
 )
@@ -135,18 +134,8 @@ summary:
 
 
 def run_report(rc: int, stdout: str, stderr: str) -> Dict[str, Any]:
-    """Return the generation's JSON report, or an error report built from its exit and output.
-
-    A vLLM error that only points elsewhere ("See root cause above") gets the first
-    traceback's end from stderr: the engine process printed the real cause there.
-    """
-    report, error = child_report("the generation process", rc, stdout, stderr)
-    if error:
-        report = {"error": error}
-    cause = root_cause(stderr) if report.get("error") else None
-    if cause and cause not in report["error"]:
-        report["error"] = f"{report['error']} (root cause: {cause})"
-    return report
+    """Return the generation's JSON report, or an error report with the root cause."""
+    return engine_report("the generation process", rc, stdout, stderr)
 
 
 def generate(module: AnsibleModule, run: Dict[str, Any], env: Dict[str, str]) -> Dict[str, Any]:

@@ -17,7 +17,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_child import child_report, last_line
 from ansible.module_utils.vllm_fleet_engine import (
     GENERATE_SCRIPT,
-    root_cause,
+    engine_report,
     run_child,
     secret_values,
 )
@@ -790,13 +790,8 @@ def engine_result(
     if rc is None:
         report: Dict[str, Any] = {"error": f"timed out after {timeout} s"}
     else:
-        report, error = child_report("the engine check", rc, stdout, stderr)
-        if error:
-            report = {"error": error}
+        report = engine_report("the engine check", rc, stdout, stderr)
     error = report.get("error")
-    cause = root_cause(stderr) if error else None
-    if cause and cause not in error:
-        error = f"{error} (root cause: {cause})"
     tokens = int(report.get("tokens") or 0)
     if not error and tokens <= 0:
         error = "the engine started but generated no tokens"

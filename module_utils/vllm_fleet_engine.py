@@ -23,6 +23,8 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from ansible.module_utils.vllm_fleet_child import child_report
+
 MARKER_VARIABLE = "VLLM_FLEET_ENGINE_RUN"
 CREDENTIALS_RE = re.compile(r"//[^/@\s]+@")
 SECRET_NAME_RE = re.compile(r"(TOKEN|SECRET|PASSW|KEY|CREDENTIAL|AUTH)", re.I)
@@ -163,6 +165,21 @@ def root_cause(stderr: str, lines: int = 3) -> Optional[str]:
             break  # the exception line ends the traceback
     kept = [line.strip() for line in block[-lines:]]
     return mask_credentials(" | ".join(kept)) if kept else None
+
+
+def engine_report(what: str, rc: int, stdout: str, stderr: str) -> Dict[str, Any]:
+    """Return an engine child's JSON report, or an error report from its exit and output.
+
+    A vLLM error that only points elsewhere ("See root cause above") gets the first
+    traceback's end from stderr appended: the engine process printed the real cause there.
+    """
+    report, error = child_report(what, rc, stdout, stderr)
+    if error:
+        report = {"error": error}
+    cause = root_cause(stderr) if report.get("error") else None
+    if cause and cause not in report["error"]:
+        report["error"] = f"{report['error']} (root cause: {cause})"
+    return report
 
 
 def _environ_has(pid: int, marker: str) -> bool:
