@@ -84,6 +84,12 @@ options:
     type: list
     elements: str
     default: []
+  warn:
+    description:
+      - Show the plan's warnings (an OOM risk, a toolkit newer than the driver, ...).
+      - The role's early check of the inputs runs with C(false), so each warning shows once.
+    type: bool
+    default: true
   max_jobs:
     description: MAX_JOBS (vllm_source_max_jobs); 0 picks it from the CPUs and RAM.
     type: int
@@ -206,6 +212,7 @@ def main() -> None:
             "mem_per_job_gb": {"type": "float", "default": 6.0},
             "cpu_count": {"type": "int", "default": 0},
             "mem_total_mb": {"type": "int", "default": 0},
+            "warn": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
@@ -233,7 +240,7 @@ def main() -> None:
         )
     except PlanError as exc:
         module.fail_json(msg=str(exc))
-    for warning in warnings:
+    for warning in warnings if p["warn"] else []:
         module.warn(warning)
     module.exit_json(changed=False, vllm_build_plan=plan)
 

@@ -4,33 +4,49 @@
 from __future__ import annotations
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_fleet import choose_builders
+from ansible.module_utils.vllm_fleet_fleet import cached_wheel, plan_builds
 
 DOCUMENTATION = r"""
 ---
 module: vllm_builders
-short_description: Choose one builder per vLLM build key
+short_description: Choose one builder per vLLM build key, skipping keys the artifact cache has
 description:
-  - Given the play's hosts in play order with their build keys, returns for each key the host
-    that builds it - the first host with that key in the inventory group vllm_builders, else
-    the first host of the play with that key. Hosts with the same key share its wheel.
-  - Pure computation; changes nothing. Run it once (C(run_once)) for the play.
+  - Given the batch's hosts in play order with their build keys and whether each needs its
+    release installed, returns the hosts that build. With build once, a key the controller's
+    artifact cache already holds is built by nobody; every other key by one host - the first
+    with that key in the inventory group vllm_builders, else the first of the play with it.
+    Without build once, every host that needs its release builds its own wheel.
+  - Reads the artifact cache, so it runs on the controller, once for the batch
+    (C(delegate_to=localhost), C(run_once)). Changes nothing.
 options:
   hosts:
-    description: Names of the hosts that need a wheel, in play order.
+    description: Names of the batch's hosts, in play order.
     type: list
     elements: str
     required: true
   keys:
-    description: The build key of each host in C(hosts), in the same order.
+    description: The build key of each host in C(hosts), in order; empty for a host without one.
     type: list
     elements: str
+    required: true
+  needs_install:
+    description: Whether each host in C(hosts) needs its release installed, in the same order.
+    type: list
+    elements: bool
     required: true
   builders_group:
     description: Host names of the inventory group vllm_builders (may be empty).
     type: list
     elements: str
     default: []
+  artifact_cache:
+    description: The controller's artifact cache, C(<cache>/<key>/*.whl) and its C(.sha256).
+    type: path
+    required: true
+  build_once:
+    description: One build per key, shared through the cache; false makes every host build.
+    type: bool
+    default: true
 author: vllm-fleet
 """
 
@@ -38,15 +54,29 @@ EXAMPLES = r"""
 - name: Choose one builder per build key.
   vllm_builders:
     hosts: "{{ ansible_play_batch }}"
-    keys: "{{ ansible_play_batch | map('extract', hostvars, 'vllm_source_build_key') | list }}"
+    keys: "{{ ansible_play_batch | map('extract', hostvars) | map(attribute='key', default='') }}"
+    needs_install: "{{ ansible_play_batch | map('extract', hostvars)
+      | map(attribute='needs', default=false) }}"
     builders_group: "{{ groups['vllm_builders'] | default([]) }}"
+    artifact_cache: ~/.cache/vllm-fleet/artifacts
+  delegate_to: localhost
   run_once: true
 """
 
 RETURN = r"""
 builders:
-  description: Build key -> the host that builds it.
+  description: Build key -> the host that builds it, for the keys that are built.
   type: dict
+  returned: always
+builds:
+  description: The hosts that build a wheel in this batch.
+  type: list
+  elements: str
+  returned: always
+cached:
+  description: The keys of the batch whose wheel the artifact cache already holds.
+  type: list
+  elements: str
   returned: always
 """
 
@@ -56,16 +86,27 @@ def main() -> None:
         argument_spec={
             "hosts": {"type": "list", "elements": "str", "required": True},
             "keys": {"type": "list", "elements": "str", "required": True, "no_log": False},
+            "needs_install": {"type": "list", "elements": "bool", "required": True},
             "builders_group": {"type": "list", "elements": "str", "default": []},
+            "artifact_cache": {"type": "path", "required": True},
+            "build_once": {"type": "bool", "default": True},
         },
         supports_check_mode=True,
     )
-    names, keys = module.params["hosts"], module.params["keys"]
-    if len(names) != len(keys) or not all(keys):
-        module.fail_json(msg=f"every host needs one build key; got hosts {names} and keys {keys}")
-    hosts = [{"name": n, "key": k} for n, k in zip(names, keys)]
-    builders = choose_builders(hosts, module.params["builders_group"])
-    module.exit_json(changed=False, builders=builders)
+    p = module.params
+    if not len(p["hosts"]) == len(p["keys"]) == len(p["needs_install"]):
+        module.fail_json(
+            msg=f"hosts, keys and needs_install must be as long; got {p['hosts']}, "
+            f"{p['keys']} and {p['needs_install']}"
+        )
+    hosts = [
+        {"name": n, "key": k, "needs_install": i}
+        for n, k, i in zip(p["hosts"], p["keys"], p["needs_install"])
+    ]
+    keys = sorted({h["key"] for h in hosts if h["key"] and h["needs_install"]})
+    cached = [k for k in keys if p["build_once"] and cached_wheel(p["artifact_cache"], k)]
+    builders, builds = plan_builds(hosts, p["builders_group"], cached, p["build_once"])
+    module.exit_json(changed=False, builders=builders, builds=builds, cached=cached)
 
 
 if __name__ == "__main__":

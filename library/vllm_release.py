@@ -14,6 +14,12 @@ from ansible.module_utils.vllm_fleet_fleet import (
     previous_release,
     releases_to_prune,
 )
+from ansible.module_utils.vllm_fleet_release import (
+    RELEASES_DIR,
+    read_stamp,
+    release_dir,
+    stamp_path,
+)
 
 DOCUMENTATION = r"""
 ---
@@ -50,10 +56,6 @@ options:
     description: Verified releases to keep besides current (vllm_source_keep_releases).
     type: int
     default: 2
-  stamp:
-    description: Path, inside a release, of the stamp that marks it verified.
-    type: str
-    default: venv/vllm-source-stamp.json
 author: vllm-fleet
 """
 
@@ -89,6 +91,18 @@ releases:
   type: list
   elements: dict
   returned: always
+release_dir:
+  description: >-
+    The directory of release C(key), or of current when C(key) is empty (state=info); empty
+    when neither.
+  type: str
+  returned: when state is info
+stamp:
+  description: >-
+    The stamp of release C(key), or of current when C(key) is empty (state=info): its key, build
+    inputs, pins, wheel and vLLM version; empty when that release has no readable stamp.
+  type: dict
+  returned: when state is info
 discarded:
   description: Whether the partial release C(key) was deleted (state=discarded).
   type: bool
@@ -101,18 +115,18 @@ pruned:
 """
 
 
-def list_releases(prefix: str, stamp: str) -> List[Release]:
-    root = os.path.join(prefix, "releases")
+def list_releases(prefix: str) -> List[Release]:
+    root = os.path.join(prefix, RELEASES_DIR)
     if not os.path.isdir(root):
         return []
     found: List[Release] = []
     for key in os.listdir(root):
-        path = os.path.join(root, key)
+        path = release_dir(prefix, key)
         if key.startswith(".") or not os.path.isdir(path) or os.path.islink(path):
             continue
-        stamp_path = os.path.join(path, stamp)
-        verified = os.path.isfile(stamp_path)
-        found.append((key, os.stat(stamp_path if verified else path).st_mtime, verified))
+        stamp = stamp_path(prefix, key)
+        verified = os.path.isfile(stamp)
+        found.append((key, os.stat(stamp if verified else path).st_mtime, verified))
     return sorted(found, key=lambda r: -r[1])
 
 
@@ -128,7 +142,7 @@ def switch(prefix: str, key: str) -> None:
     tmp = os.path.join(prefix, ".current.tmp")
     if os.path.lexists(tmp):
         os.unlink(tmp)
-    os.symlink(os.path.join("releases", key), tmp)
+    os.symlink(os.path.join(RELEASES_DIR, key), tmp)
     os.replace(tmp, os.path.join(prefix, "current"))
 
 
@@ -170,7 +184,7 @@ def prune(module: AnsibleModule, releases: List[Release], current: str) -> None:
     doomed = releases_to_prune(releases, current, module.params["keep"])
     if doomed and not module.check_mode:
         for key in doomed:
-            shutil.rmtree(os.path.join(module.params["prefix"], "releases", key))
+            shutil.rmtree(release_dir(module.params["prefix"], key))
     left = [r for r in releases if r[0] not in doomed]
     module.exit_json(changed=bool(doomed), pruned=doomed, **report(left, current))
 
@@ -181,7 +195,7 @@ def discard(module: AnsibleModule, releases: List[Release], current: str) -> Non
         module.fail_json(msg="state=discarded needs the key of the release to delete")
     doomed = is_partial(releases, current, key)
     if doomed and not module.check_mode:
-        shutil.rmtree(os.path.join(module.params["prefix"], "releases", key))
+        shutil.rmtree(release_dir(module.params["prefix"], key))
     left = [r for r in releases if not (doomed and r[0] == key)]
     module.exit_json(changed=doomed, discarded=doomed, **report(left, current))
 
@@ -197,11 +211,10 @@ def main() -> None:
             },
             "key": {"type": "str", "default": ""},
             "keep": {"type": "int", "default": 2},
-            "stamp": {"type": "str", "default": "venv/vllm-source-stamp.json"},
         },
         supports_check_mode=True,
     )
-    releases = list_releases(module.params["prefix"], module.params["stamp"])
+    releases = list_releases(module.params["prefix"])
     current = current_key(module.params["prefix"])
     if module.params["state"] == "current":
         make_current(module, releases, current)
@@ -209,7 +222,22 @@ def main() -> None:
         prune(module, releases, current)
     elif module.params["state"] == "discarded":
         discard(module, releases, current)
-    module.exit_json(changed=False, **report(releases, current))
+    module.exit_json(
+        changed=False,
+        **info(module.params["prefix"], module.params["key"] or current),
+        **report(releases, current),
+    )
+
+
+def info(prefix: str, key: str) -> dict:
+    """The directory and the stamp of one release: what the role reads instead of spelling paths."""
+    if not key:
+        return {"release_dir": "", "stamp": {}}
+    stamp, _ = read_stamp(stamp_path(prefix, key))
+    return {
+        "release_dir": release_dir(prefix, key),
+        "stamp": stamp if isinstance(stamp, dict) else {},
+    }
 
 
 if __name__ == "__main__":

@@ -7,13 +7,9 @@ import os
 from typing import Callable, Optional
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_pins import (
-    PinError,
-    python_outside_message,
-    source_facts,
-    version_satisfies,
-    version_tuple,
-)
+from ansible.module_utils.vllm_fleet_pins import PinError, python_outside_message, source_facts
+from ansible.module_utils.vllm_fleet_specifiers import VersionError, version_satisfies
+from ansible.module_utils.vllm_fleet_versions import version_tuple
 
 DOCUMENTATION = r"""
 ---
@@ -161,7 +157,7 @@ def main() -> None:
                 msg=python_outside_message(python_version, requires_python),
                 vllm_source=facts,
             )
-    except PinError as exc:
+    except (PinError, VersionError) as exc:
         module.fail_json(msg=f"{root}: {exc}")
     module.exit_json(changed=False, vllm_source=facts)
 

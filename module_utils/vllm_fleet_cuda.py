@@ -12,6 +12,8 @@ import os
 import re
 from typing import Callable, Dict, List, NamedTuple, Optional, Tuple
 
+from ansible.module_utils.vllm_fleet_versions import version_major_minor, version_tuple
+
 RunCommand = Callable[[List[str]], Tuple[int, str, str]]
 
 DEFAULT_SEARCH_PATHS = ["/usr/local/cuda", "/usr/local/cuda-*"]
@@ -59,17 +61,12 @@ class Toolkit(NamedTuple):
     default: bool = False  # found at a literal search path such as /usr/local/cuda
 
 
-def version_key(version: str) -> Tuple[int, ...]:
-    """'12.4.131' -> (12, 4, 131); non-numeric parts are dropped."""
-    return tuple(int(part) for part in re.findall(r"\d+", version))
-
-
 def major_minor(version: str) -> str:
     """'13.0.88' -> '13.0'."""
-    parts = version_key(version)
-    if len(parts) < 2:
+    parts = version_major_minor(version)
+    if parts is None:
         raise CudaProbeError(f"not a CUDA version: {version!r}")
-    return f"{parts[0]}.{parts[1]}"
+    return "{}.{}".format(*parts)
 
 
 def parse_nvcc_version(text: str) -> Tuple[str, str]:
@@ -195,7 +192,7 @@ def is_newer_than_driver(version: str, driver_cuda_version: str) -> bool:
     """Whether a toolkit's major.minor is above the driver's maximum CUDA version."""
     if not driver_cuda_version:
         return False
-    return version_key(major_minor(version)) > version_key(major_minor(driver_cuda_version))
+    return version_tuple(major_minor(version)) > version_tuple(major_minor(driver_cuda_version))
 
 
 def select_toolkit(toolkits: List[Toolkit], driver_cuda_version: str) -> Optional[Toolkit]:
@@ -210,7 +207,7 @@ def select_toolkit(toolkits: List[Toolkit], driver_cuda_version: str) -> Optiona
     if not toolkits:
         return None
     runnable = [t for t in toolkits if not is_newer_than_driver(t.version, driver_cuda_version)]
-    return max(runnable or toolkits, key=lambda t: version_key(t.version_full))
+    return max(runnable or toolkits, key=lambda t: version_tuple(t.version_full))
 
 
 def min_driver_version(version: str) -> str:

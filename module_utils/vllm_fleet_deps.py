@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from ansible.module_utils.vllm_fleet_versions import is_commit
 
 MANIFEST_NAME = ".vllm-fleet-source.json"
 MANIFEST_KEYS = ("name", "repository", "tag", "commit")
@@ -41,18 +42,11 @@ SRC_SUBDIRS = {"TRITON_KERNELS_SRC_DIR": "python/triton_kernels/triton_kernels"}
 # (rc, stdout, stderr) of an argv list, like AnsibleModule.run_command.
 Runner = Callable[[List[str]], Tuple[int, str, str]]
 
-_COMMIT = re.compile(r"^[0-9a-fA-F]{7,40}$")
-
 
 def normalize_pin(pin: Dict[str, Any]) -> Dict[str, str]:
     """The pin with every key `fetchcontent_pins` writes, as a string ("" when absent)."""
     keys = ("name", "repository", "tag", "src_dir_env", "file")
     return {key: "" if pin.get(key) is None else str(pin[key]) for key in keys}
-
-
-def is_commit(tag: str) -> bool:
-    """Whether a GIT_TAG is a commit SHA (full or abbreviated) rather than a tag or branch."""
-    return bool(_COMMIT.match(tag))
 
 
 def commits_match(have: str, pin: str) -> bool:

@@ -23,7 +23,7 @@ import time
 import uuid
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from ansible.module_utils.vllm_fleet_child import child_report
+from ansible.module_utils.vllm_fleet_child import CHILD_HELPERS, child_report
 
 MARKER_VARIABLE = "VLLM_FLEET_ENGINE_RUN"
 CREDENTIALS_RE = re.compile(r"//[^/@\s]+@")
@@ -40,13 +40,10 @@ TRACEBACK_HEAD = "Traceback (most recent call last):"
 # Runs as `<venv python> -I -c GENERATE_SCRIPT` with the run as JSON on stdin; the report is
 # the last stdout line (vLLM's logging goes to stderr). The engine is shut down before the
 # process exits, so its EngineCore process ends with it.
-GENERATE_SCRIPT = r"""
-import json, os, sys, time, traceback
-
-def last(exc):
-    lines = "".join(traceback.format_exception_only(type(exc), exc)).splitlines()
-    lines = [l.strip() for l in lines if l.strip()]
-    return lines[-1] if lines else repr(exc)
+GENERATE_SCRIPT = (
+    CHILD_HELPERS
+    + r"""
+import json, os, sys, time
 
 def resolved_quantization(llm):
     engine = llm.llm_engine
@@ -105,12 +102,12 @@ def main():
         if run.get("expect"):
             report["expected_ids"] = expected_ids(llm, run["prompt"], run["expect"])
     except BaseException as exc:
-        report["error"] = last(exc)
+        report["error"] = exception_line(exc)
     try:
         if llm is not None:
             shutdown(llm)
     except BaseException as exc:
-        report["shutdown_error"] = last(exc)
+        report["shutdown_error"] = exception_line(exc)
     sys.stdout.flush()
     out.write(json.dumps(report) + "\n")
     out.flush()
@@ -119,6 +116,7 @@ def main():
 if __name__ == "__main__":
     main()
 """
+)
 
 
 def mask_credentials(text: str) -> str:

@@ -6,8 +6,10 @@ Pure functions, so the unit tests call them with plain data; the modules in libr
 
 from __future__ import annotations
 
+import glob
 import json
-from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+import os
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 
 def choose_builders(
@@ -31,6 +33,41 @@ def choose_builders(
                 chosen[key] = host["name"]
                 break
     return chosen
+
+
+def cached_wheel(cache_dir: str, key: str) -> Optional[Tuple[str, str]]:
+    """(wheel path, sha256) of a key's wheel in the controller's artifact cache, or None.
+
+    The cache holds <cache_dir>/<key>/<wheel> and <wheel>.sha256 ("<sha256>  <name>"), the
+    .sha256 written after the wheel: a wheel without one is a copy that did not finish.
+    """
+    folder = os.path.join(cache_dir, key)
+    sums = sorted(glob.glob(os.path.join(glob.escape(folder), "*.whl.sha256")))
+    if not sums:
+        return None
+    with open(sums[0], encoding="utf-8") as handle:
+        digest = (handle.read().split() or [""])[0]
+    return sums[0][: -len(".sha256")], digest
+
+
+def plan_builds(
+    hosts: Sequence[Mapping[str, Any]],
+    builders_group: Iterable[str],
+    cached_keys: Iterable[str],
+    build_once: bool,
+) -> Tuple[Dict[str, str], List[str]]:
+    """({key: builder} for the keys the cache lacks, the hosts that build).
+
+    `hosts` is the batch in play order, each {"name", "key", "needs_install"}; hosts that need
+    nothing (or have no key: they failed before naming it) neither build nor count. Without
+    build once every host that needs its release builds its own wheel.
+    """
+    needing = [h for h in hosts if h.get("key") and h.get("needs_install")]
+    if not build_once:
+        return {}, [h["name"] for h in needing]
+    cached = set(cached_keys)
+    builders = choose_builders([h for h in needing if h["key"] not in cached], builders_group)
+    return builders, [h["name"] for h in needing if builders.get(h["key"]) == h["name"]]
 
 
 Release = Tuple[str, float, bool]  # (key, mtime of its stamp or dir, verified: has a stamp)

@@ -11,6 +11,8 @@ import re
 import xml.etree.ElementTree as ET
 from typing import Any, Dict, List, Optional, Tuple
 
+from ansible.module_utils.vllm_fleet_versions import capability_key
+
 # The per-GPU CSV query. The XML (-q -x) has no compute capability field, so this
 # query is what gives it; `compute_cap` needs a newer driver than the rest.
 CSV_QUERY_FIELDS = (
@@ -81,13 +83,8 @@ def parse_mib(value: Optional[str]) -> int:
     return int(match.group(1)) if match else 0
 
 
-def capability_key(capability: str) -> Tuple[int, ...]:
-    """'9.0' -> (9, 0), so '10.0' sorts after '9.0'."""
-    return tuple(int(part) for part in capability.split(".") if part.isdigit())
-
-
 def sorted_capabilities(capabilities: List[str]) -> List[str]:
-    """Unique, non-empty, in numeric order."""
+    """Unique, non-empty, in numeric order ('10.0' after '9.0')."""
     return sorted({c for c in capabilities if c}, key=capability_key)
 
 

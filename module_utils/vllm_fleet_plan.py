@@ -10,6 +10,14 @@ import math
 import re
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
+from ansible.module_utils.vllm_fleet_versions import (
+    Capability,
+    capability_key,
+    parse_capability,
+    variant_cuda,
+    version_major_minor,
+)
+
 TARGET_DEVICES = ("cuda", "empty")
 TORCH_VARIANTS = ("auto", "cpu", "cu126", "cu128", "cu130")
 DEFAULT_AVAILABLE_VARIANTS = ["cu130", "cu128", "cu126"]
@@ -34,11 +42,7 @@ VLLM_CUDA_ARCHS = (
     "12.1",
 )
 
-# What vLLM's CMake reads from TORCH_CUDA_ARCH_LIST: major.minor, an optional
-# arch-specific (a) or family (f) suffix, an optional +PTX.
-_ARCH_TOKEN = re.compile(r"^(\d+)\.(\d)([af]?)(\+PTX)?$")
-_CUDA_VARIANT = re.compile(r"^cu(\d+)(\d)$")
-_CUDA_VERSION = re.compile(r"^\s*(\d+)\.(\d+)")
+PTX = "+PTX"
 ARCH_EXAMPLE = '"8.0;9.0" or "9.0a 10.0f+PTX"'
 
 GIB_PER_MB = 1.0 / 1024.0
@@ -55,18 +59,10 @@ def cuda_version(text: str) -> Optional[Tuple[int, int]]:
     """`12.4` or `13.0.88` -> (12, 4); "" -> None; anything else is a PlanError."""
     if not text or not text.strip():
         return None
-    match = _CUDA_VERSION.match(text)
-    if not match:
+    version = version_major_minor(text)
+    if version is None:
         raise PlanError(f"Cannot read the CUDA version {text!r}")
-    return int(match.group(1)), int(match.group(2))
-
-
-def variant_cuda(variant: str) -> Optional[Tuple[int, int]]:
-    """`cu128` -> (12, 8), `cu130` -> (13, 0); `cpu` -> None."""
-    match = _CUDA_VARIANT.match(variant)
-    if not match:
-        return None
-    return int(match.group(1)), int(match.group(2))
+    return version
 
 
 def _dotted(version: Tuple[int, int]) -> str:
@@ -211,6 +207,15 @@ def _check_explicit_variant(
 # --- CUDA arch list ----------------------------------------------------------------------
 
 
+def arch_capability(token: str) -> Optional[Capability]:
+    """The capability of a TORCH_CUDA_ARCH_LIST entry as vLLM's CMake reads it: major.minor,
+    an optional arch-specific (a) or family (f) suffix, an optional +PTX; None for any other
+    form (`sm_90`, `90`)."""
+    arch = token[: -len(PTX)] if token.endswith(PTX) else token
+    capability = parse_capability(arch)
+    return capability if capability is not None and str(capability) == arch else None
+
+
 def parse_arch_list(text: str, supported: Sequence[str] = VLLM_CUDA_ARCHS) -> List[str]:
     """Split a TORCH_CUDA_ARCH_LIST (`;` or spaces) and check every entry.
 
@@ -224,14 +229,14 @@ def parse_arch_list(text: str, supported: Sequence[str] = VLLM_CUDA_ARCHS) -> Li
             'or to "" to use this host\'s GPUs'
         )
     for token in tokens:
-        match = _ARCH_TOKEN.match(token)
-        if not match:
+        capability = arch_capability(token)
+        if capability is None:
             raise PlanError(
                 f"vllm_source_cuda_arch_list entry {token!r} is not an arch vLLM reads "
                 "(major.minor, "
                 f"optional a or f suffix, optional +PTX): set it like {ARCH_EXAMPLE}"
             )
-        base = f"{match.group(1)}.{match.group(2)}"
+        base = f"{capability.major}.{capability.minor}"
         if base not in supported:
             raise PlanError(
                 "vllm_source_cuda_arch_list entry {!r}: vLLM builds no kernels for {} (it "
@@ -248,19 +253,12 @@ def arch_covers(token: str, capability: str) -> bool:
     `9.0`/`9.0a` cover 9.0. A family arch (`10.0f`) also covers the same major with a
     higher minor (10.3). `+PTX` does not widen anything: vLLM drops it.
     """
-    match = _ARCH_TOKEN.match(token)
-    cap = re.match(r"^(\d+)\.(\d+)$", capability.strip())
-    if not match or not cap:
+    arch, gpu = arch_capability(token), parse_capability(capability)
+    if arch is None or gpu is None:
         return False
-    major, minor, suffix = int(match.group(1)), int(match.group(2)), match.group(3)
-    cap_major, cap_minor = int(cap.group(1)), int(cap.group(2))
-    if (major, minor) == (cap_major, cap_minor):
+    if (arch.major, arch.minor) == (gpu.major, gpu.minor):
         return True
-    return suffix == "f" and major == cap_major and minor <= cap_minor
-
-
-def _capability_key(capability: str) -> Tuple[int, ...]:
-    return tuple(int(p) for p in capability.split(".") if p.isdigit())
+    return arch.suffix == "f" and arch.major == gpu.major and arch.minor <= gpu.minor
 
 
 def _gpu_label(capability: str, gpus: Sequence[Dict[str, Any]]) -> str:
@@ -288,7 +286,7 @@ def resolve_arch_list(
     """
     if target_device != "cuda":
         return ""
-    detected = sorted({c.strip() for c in capabilities if c and c.strip()}, key=_capability_key)
+    detected = sorted({c.strip() for c in capabilities if c and c.strip()}, key=capability_key)
     if not explicit.strip():
         if not detected:
             raise PlanError(

@@ -114,35 +114,58 @@ stamp_write() {
   mv "$1.tmp" "$1"
 }
 
-# fetch_sdist NAME VERSION: download NAME-VERSION.tar.gz from PyPI's simple index into
-# .cache/sdists (once), verify the index's sha256, and print the local path.
+# fetch_sdist NAME VERSION: download the sdist NAME-VERSION.tar.gz into .cache/sdists (once),
+# check it against the sha256 the index lists for it, and print the local path (the hash goes
+# to PATH.sha256). The file's URL and hash come from the index's JSON form (PEP 691, the one
+# pip reads), parsed with json; PYPI_SIMPLE_URL names another index that serves it (default
+# https://pypi.org/simple). Not `pip download --no-deps --no-binary`: pip builds an sdist's
+# metadata after downloading it (pypa/pip#1884), which for vLLM installs torch, cmake and
+# ninja into a build env and then rejects the file, as setup.py reports 0.30.0+cpu.
 fetch_sdist() {
   local name="$1" version="$2" dir="${CACHE_DIR}/sdists"
   local file="${name}-${version}.tar.gz"
-  local dest="${dir}/${file}" index href url want
-  mkdir -p "${dir}"
-  ensure_apt_pkgs curl ca-certificates
-  index="${PYPI_SIMPLE_URL:-https://pypi.org/simple}/${name}/"
+  local dest="${dir}/${file}" index py found url want
   if [[ -f "${dest}" && -f "${dest}.sha256" ]] && [[ "$(sha256_of "${dest}")" == "$(cat "${dest}.sha256")" ]]; then
     printf '%s\n' "${dest}"
     return 0
   fi
-  href="$(curl -fsS --retry 3 "${index}" | grep -o "href=\"[^\"]*/${file}[^\"]*\"" | head -n1 || true)"
-  [[ -n "${href}" ]] || die "${file} is not listed in ${index} (is ${version} a released version?)"
-  href="${href#href=\"}"
-  href="${href%\"}"
-  href="${href//&amp;/&}"
-  want="${href##*#sha256=}"
-  url="${href%%#*}"
-  [[ "${want}" =~ ^[0-9a-f]{64}$ ]] || die "no #sha256= fragment on ${file} in ${index}"
-  case "${url}" in
-    http*) ;;
-    *) url="${index}${url}" ;;
-  esac
+  mkdir -p "${dir}"
+  ensure_apt_pkgs curl ca-certificates
+  py="$(tool_python)"
+  index="${PYPI_SIMPLE_URL:-https://pypi.org/simple}/${name}/"
+  curl -fsS --retry 3 -H 'Accept: application/vnd.pypi.simple.v1+json' -o "${dest}.index.json" \
+    "${index}" || die "could not read ${index} (is ${name} on that index? PYPI_SIMPLE_URL names another)"
+  found="$("${py}" - "${index}" "${file}" "${dest}.index.json" <<'PY'
+import json
+import sys
+from urllib.parse import urljoin
+
+index, file, page = sys.argv[1:]
+try:
+    with open(page, encoding="utf-8") as f:
+        files = json.load(f)["files"]
+except (ValueError, KeyError):
+    sys.exit(f"{index} did not answer in PEP 691 JSON: point PYPI_SIMPLE_URL at an index that does")
+entry = next((e for e in files if e["filename"] == file), None)
+if entry is None:
+    sys.exit(f"{file} is not listed in {index} (is the version a released one?)")
+sha256 = entry.get("hashes", {}).get("sha256", "")
+if not sha256:
+    sys.exit(f"{index} lists no sha256 for {file}")
+if entry.get("yanked"):
+    print(f"warning: {file} is yanked on {index}: {entry['yanked']}", file=sys.stderr)
+print(urljoin(index, entry["url"]), sha256)
+PY
+)" || {
+    rm -f "${dest}.index.json"
+    die "no verified download of ${file} (see above)"
+  }
+  rm -f "${dest}.index.json"
+  read -r url want <<<"${found}"
   step "download ${file}" curl -fsS --retry 3 -o "${dest}.part" "${url}" >&2
   [[ "$(sha256_of "${dest}.part")" == "${want}" ]] || {
     rm -f "${dest}.part"
-    die "sha256 mismatch for ${file} from ${url}"
+    die "sha256 mismatch for ${file} from ${url} (the index lists ${want})"
   }
   mv "${dest}.part" "${dest}"
   printf '%s\n' "${want}" >"${dest}.sha256"

@@ -231,8 +231,9 @@ PREPARED_CASES = {
         },
         [
             "Could not read file:///srv/nowhere/vllm.git after 3 tries",
-            "retrying in 1 s",  # the wait doubles: backoff
-            "retrying in 2 s",
+            # The one retry policy: Ansible's retries, vllm_source_network_retry_delay apart.
+            "List the tag's refs in the repository. (2 retries left)",
+            "List the tag's refs in the repository. (1 retries left)",
             "vllm_source_repo_url",
         ],
     ),

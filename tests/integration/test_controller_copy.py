@@ -1,6 +1,6 @@
-"""The role's offline.yml on a real host: the controller's wheelhouse and staged sources
-(made by playbooks/stage_sources.yml from a local upstream) are copied, checked against
-their sha256, unpacked and checked where the build will read them."""
+"""The role's prefix phase (05_prefix.yml) on a real host: the controller's wheelhouse and
+staged sources (made by playbooks/stage_sources.yml from a local upstream) are copied,
+checked against their sha256, unpacked and checked where the build will read them."""
 
 from __future__ import annotations
 
@@ -17,15 +17,20 @@ PLAY = """
   hosts: all
   gather_facts: false
   tasks:
-    - name: Create the service user the role would have created.
-      ansible.builtin.user: {name: vllm, system: true, create_home: false}
-    - name: Create the prefix the role would have created.
-      ansible.builtin.file: {path: /opt/vllm, state: directory, owner: vllm, mode: "0755"}
-    - name: Run the role's offline step.
-      ansible.builtin.include_role: {name: vllm_source, tasks_from: offline.yml}
+    - name: Run the role's prefix phase, which copies the offline inputs.
+      block:
+        - name: Create the prefix, take its lock and copy the offline inputs.
+          ansible.builtin.include_role: {name: vllm_source, tasks_from: 05_prefix.yml}
+      always:
+        - name: Release the lock the prefix phase took, as main.yml's always does.
+          vllm_lock:
+            path: /opt/vllm/.vllm-source.lock
+            run_id: "{{ __vllm_source_run_id }}"
+            state: absent
+          when: __vllm_source_run_id is defined
     - name: Show the source dirs the build would get.
       ansible.builtin.debug:
-        msg: "SRC_DIRS {{ vllm_source_reg_deps.vllm_deps.env | to_json }}"
+        msg: "SRC_DIRS {{ __vllm_source_reg_deps.vllm_deps.env | to_json }}"
 """
 
 
@@ -60,7 +65,7 @@ def test_wheelhouse_and_staged_sources_reach_the_host(
         "vllm_source_target_device": "cuda",
         "vllm_source_controller_wheelhouse": str(wheelhouse),
         "vllm_source_controller_deps_dir": str(stage_dir),
-        "vllm_source_pins": {"fetchcontent": pins(upstream)},
+        "__vllm_source_pins": {"fetchcontent": pins(upstream)},
     }
     first = host.run_play(tmp_path, PLAY, role_vars)
     assert first.returncode == 0, first.stdout[-4000:] + first.stderr
@@ -91,7 +96,7 @@ def test_an_archive_that_does_not_match_its_sha256_is_refused(
         {
             "vllm_source_target_device": "cuda",
             "vllm_source_controller_deps_dir": str(stage_dir),
-            "vllm_source_pins": {"fetchcontent": pins(upstream)},
+            "__vllm_source_pins": {"fetchcontent": pins(upstream)},
             "vllm_source_prefix": "/opt/vllm",
         },
     )

@@ -24,6 +24,8 @@ import pytest
 from ansible.module_utils.vllm_fleet_deps import MANIFEST_NAME
 from ansible.module_utils.vllm_fleet_pins import fetchcontent_pins
 
+from .playbook_stats import PlaybookRun, run_playbook
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VLLM_030 = REPO_ROOT / "tests" / "data" / "vllm-src" / "0.30.0"
 BIN = Path(sys.executable).parent
@@ -31,7 +33,6 @@ TRITON_SUBDIR = "python/triton_kernels/triton_kernels"
 # Pins the test drops from the CMake files (each would need its own upstream).
 DROPPED = ("deepselect", "fmha_sm100", "flashkda", "qutlass", "tml_fa4", "vllm_flash_attn")
 KEPT = {"cutlass", "triton_kernels", "deepgemm", "flashmla"}
-RECAP = re.compile(r"^localhost\s*:\s*ok=(\d+)\s+changed=(\d+).*failed=(\d+)", re.M)
 
 
 def git(repo: Path, *args: str) -> str:
@@ -150,9 +151,7 @@ def run_env(git_protocol: str = "") -> Dict[str, str]:
     return env
 
 
-def stage(
-    upstream: Dict[str, Any], stage_dir: Path, git_protocol: str = ""
-) -> subprocess.CompletedProcess:
+def stage(upstream: Dict[str, Any], stage_dir: Path, git_protocol: str = "") -> PlaybookRun:
     root = upstream["root"]
     extra = {
         "vllm_source_version": "v0.30.0",
@@ -163,26 +162,13 @@ def stage(
             "https://github.com/triton-lang/": f"file://{root}/triton-lang/",
         },
     }
-    done = subprocess.run(
+    done = run_playbook(
         [str(BIN / "ansible-playbook"), "playbooks/stage_sources.yml", "-e", json.dumps(extra)],
         cwd=REPO_ROOT,
         env=run_env(git_protocol),
-        capture_output=True,
-        text=True,
-        check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done
-
-
-def recap(output: str) -> Dict[str, int]:
-    match = RECAP.search(output)
-    assert match, output
-    return {
-        "ok": int(match.group(1)),
-        "changed": int(match.group(2)),
-        "failed": int(match.group(3)),
-    }
 
 
 def pins(upstream: Dict[str, Any]) -> List[Dict[str, str]]:
@@ -247,7 +233,7 @@ def assert_staged(upstream: Dict[str, Any], stage_dir: Path) -> None:
 def test_stage_pack_rerun_and_check(upstream: Dict[str, Any], tmp_path: Path) -> None:
     stage_dir = tmp_path / "stage" / "v0.30.0"
     first = stage(upstream, stage_dir)
-    assert recap(first.stdout)["changed"] > 0
+    assert first.counts("localhost")["changed"] > 0
     assert_staged(upstream, stage_dir)
 
     tarball = tmp_path / "stage" / "v0.30.0.tar.xz"
@@ -263,7 +249,8 @@ def test_stage_pack_rerun_and_check(upstream: Dict[str, Any], tmp_path: Path) ->
     mtime = tarball.stat().st_mtime_ns
 
     second = stage(upstream, stage_dir)
-    assert recap(second.stdout) == {"ok": recap(second.stdout)["ok"], "changed": 0, "failed": 0}
+    counts = second.counts("localhost")
+    assert counts["changed"] == 0 and counts["failed"] == 0, counts
     assert tarball.stat().st_mtime_ns == mtime
     assert checksum_file.read_text() == f"{digest}  v0.30.0.tar.xz\n"
 

@@ -18,11 +18,20 @@ PLAY = """
   gather_facts: false
   tasks:
     - name: Check the inputs and read the Python.
-      ansible.builtin.include_role: {name: vllm_source, tasks_from: preflight.yml}
-    - name: Create the user and the prefix.
-      ansible.builtin.include_role: {name: vllm_source, tasks_from: prefix.yml}
-    - name: Create the release's venv.
-      ansible.builtin.include_role: {name: vllm_source, tasks_from: venv.yml}
+      ansible.builtin.include_role: {name: vllm_source, tasks_from: 01_preflight.yml}
+    - name: Create the prefix and the release's venv under the prefix's lock.
+      block:
+        - name: Create the user and the prefix, and take the lock.
+          ansible.builtin.include_role: {name: vllm_source, tasks_from: 05_prefix.yml}
+        - name: Create the release's venv.
+          ansible.builtin.include_role: {name: vllm_source, tasks_from: 06_venv.yml}
+      always:
+        - name: Release the lock, as main.yml's always does.
+          vllm_lock:
+            path: /opt/vllm/.vllm-source.lock
+            run_id: "{{ __vllm_source_run_id }}"
+            state: absent
+          when: __vllm_source_run_id is defined
 """
 
 
@@ -46,7 +55,9 @@ def test_venv_made_from_a_venv_python_sees_its_packages(host: PodmanHost, tmp_pa
         "vllm_source_venv_system_site_packages": True,
         "vllm_source_min_free_gb": 1,
         "vllm_source_target_device": "empty",
-        "vllm_source_build_key": "testkey",  # what key.yml names
+        "__vllm_source_build_key": "testkey",  # what 04_plan.yml names
+        "__vllm_source_release_dir": "/opt/vllm/releases/testkey",
+        "__vllm_source_needs_install": False,  # no torch: only the venv is under test
     }
     result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr
@@ -67,7 +78,9 @@ def test_without_system_site_packages_the_parent_stays_invisible(
         "vllm_source_python": "/opt/base/bin/python3",
         "vllm_source_min_free_gb": 1,
         "vllm_source_target_device": "empty",
-        "vllm_source_build_key": "testkey",  # what key.yml names
+        "__vllm_source_build_key": "testkey",  # what 04_plan.yml names
+        "__vllm_source_release_dir": "/opt/vllm/releases/testkey",
+        "__vllm_source_needs_install": False,  # no torch: only the venv is under test
     }
     result = host.run_play(tmp_path, PLAY, role_vars)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr

@@ -1,12 +1,29 @@
-"""bench/build_time's reading of a build log (the format build-vllm.sh.j2 writes)."""
+"""The build log's format (vllm_fleet_buildlog): written by build-vllm.sh.j2's functions, read
+by bench/build_time. tests/unit/test_build_script.py runs the rendered script itself."""
 
 from __future__ import annotations
 
+import json
+import lzma
+import os
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
-from ansible.module_utils.vllm_fleet_buildlog import parse_line, read_log, summary
+import pytest
+from ansible.module_utils.vllm_fleet_buildlog import (
+    LINES,
+    MODE_ENV,
+    STARTED_FORMAT,
+    format_line,
+    parse_line,
+    parse_text,
+    read_log,
+    shell_functions,
+    stamped,
+    summary,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,3 +86,148 @@ def test_bench_build_time_prints_the_figures(tmp_path: Path) -> None:
     assert "  steps_done: 3" in out
     assert "  steps_total: 4" in out
     assert '  status: "running"' in out
+
+
+# --- the format: one definition, written by the script, read here ------------------------
+
+VALUES = {
+    "started": {"key": "1f2e3d4c5b6a7980", "started": "2026-11-28T06:00:00Z", "cpus": 32},
+    "mode": {
+        "mode": "full",
+        "VLLM_TARGET_DEVICE": "cuda",
+        "MAX_JOBS": "32",
+        "NVCC_THREADS": "2",
+        "TORCH_CUDA_ARCH_LIST": "9.0 10.0+PTX",  # a list with spaces is still read whole
+    },
+    "max_jobs": {
+        "max_jobs_reason": "32 CPUs, 251.5 GiB RAM at 6 GiB per compile job -> MAX_JOBS=32 "
+        "(CPU-bound)"
+    },
+    "finished": {"key": "1f2e3d4c5b6a7980", "duration_s": 4711},
+    "failed": {"key": "1f2e3d4c5b6a7980", "duration_s": 0},
+}
+
+
+def test_every_line_kind_reads_back_what_was_written() -> None:
+    assert set(VALUES) == set(LINES)
+    for kind, values in VALUES.items():
+        assert parse_text(format_line(kind, **values)) == (kind, values)
+    assert parse_text("Successfully built vllm") is None
+    assert parse_text("  [3/4] Building CUDA object x.cu.o") is None
+
+
+def test_stamps_read_back_to_a_tenth_of_a_second() -> None:
+    for elapsed, read in ((0.0, 0.0), (12.34, 12.3), (4711.06, 4711.1), (123456.7, 123456.7)):
+        assert parse_line(stamped(elapsed, "text") + "\n") == (read, "text")
+    assert stamped(12.3, "x") == "[+    12.3s] x"
+
+
+def test_read_log_exposes_every_field_of_the_scripts_lines() -> None:
+    log = [stamped(0.0, format_line(kind, **VALUES[kind])) for kind in LINES if kind != "failed"]
+    facts = read_log(log)
+    assert facts["key"] == "1f2e3d4c5b6a7980"
+    assert (facts["started"], facts["cpus"]) == ("2026-11-28T06:00:00Z", 32)
+    assert facts["mode"] == "full"
+    assert facts["env"] == {name: VALUES["mode"][name] for name in MODE_ENV}
+    assert facts["max_jobs_reason"] == VALUES["max_jobs"]["max_jobs_reason"]
+    assert (facts["status"], facts["duration_s"]) == ("finished", 4711)
+    assert summary(facts)["arch_list"] == "9.0 10.0+PTX"
+
+
+def run_function(kind: str, *args: str, **env: str) -> str:
+    """What the build script's log_<kind> prints, run by bash."""
+    done = subprocess.run(
+        ["bash", "-c", f'{shell_functions()}\nset -euo pipefail\nlog_{kind} "$@"', "bash", *args],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def test_each_shell_function_writes_what_format_line_writes() -> None:
+    mode = VALUES["mode"]
+    assert run_function("mode", "full", **{n: mode[n] for n in MODE_ENV}) == (
+        format_line("mode", **mode) + "\n"
+    )
+    reason = VALUES["max_jobs"]["max_jobs_reason"]
+    assert (
+        run_function("max_jobs", reason) == format_line("max_jobs", max_jobs_reason=reason) + "\n"
+    )
+    for kind in ("finished", "failed"):
+        assert run_function(kind, "1f2e3d4c5b6a7980", "4711") == (
+            format_line(kind, key="1f2e3d4c5b6a7980", duration_s=4711) + "\n"
+        )
+    # The start line takes the time and the CPUs itself; an unset variable logs as empty.
+    kind, values = parse_text(run_function("started", "k1").rstrip("\n"))
+    assert kind == "started" and values["key"] == "k1"
+    assert datetime.strptime(values["started"], STARTED_FORMAT)
+    assert values["cpus"] == int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+    assert parse_text(run_function("mode", "precompiled").rstrip("\n")) == (
+        "mode",
+        {"mode": "precompiled", **{name: "" for name in MODE_ENV}},
+    )
+
+
+def test_shell_stamp_lines_writes_what_parse_line_reads() -> None:
+    done = subprocess.run(
+        ["bash", "-c", f"{shell_functions()}\nprintf 'one\\n  [1/2] two\\n' | stamp_lines"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    read = [parse_line(line) for line in done.stdout.splitlines()]
+    assert [text for _, text in read] == ["one", "  [1/2] two"]
+    assert all(elapsed is not None and 0 <= elapsed < 5 for elapsed, _ in read)
+
+
+def test_a_format_with_a_percent_sign_stays_literal_in_printf(monkeypatch) -> None:
+    monkeypatch.setitem(LINES, "max_jobs", "== MAX_JOBS (100%): {max_jobs_reason}")
+    assert run_function("max_jobs", "2 %s") == "== MAX_JOBS (100%): 2 %s\n"
+
+
+def test_a_format_the_shell_cannot_quote_is_refused(monkeypatch) -> None:
+    monkeypatch.setitem(LINES, "max_jobs", "== MAX_JOBS's reason: {max_jobs_reason}")
+    with pytest.raises(ValueError, match="single-quoted printf format"):
+        shell_functions()
+
+
+# --- logs the role wrote on real GPU hosts -----------------------------------------------
+
+GPU_RUNS = ROOT / "docs" / "gpu-validation"
+
+
+def recorded_figures(path: Path) -> dict:
+    """bench/build_time's output kept next to a log: '  name: <json>' lines."""
+    lines = path.read_text().splitlines()[1:]
+    return {k.strip(): json.loads(v) for k, v in (line.split(": ", 1) for line in lines)}
+
+
+# The figures that grew between the copy of the log and bench/build_time's reading of it on
+# the host (the build was still running).
+GREW = {"elapsed_s", "steps_done", "cuda_objects_compiled"}
+
+
+@pytest.mark.parametrize("run, grew", [("h200x1-2026-12-01", GREW), ("h200x2-2026-11-28", set())])
+def test_recorded_full_builds_read_as_bench_build_time_printed_them(run: str, grew: set) -> None:
+    text = lzma.decompress((GPU_RUNS / run / "full-build.log.xz").read_bytes()).decode()
+    figures = summary(read_log(text.splitlines()))
+    printed = recorded_figures(GPU_RUNS / run / "full-build-time.txt")
+    assert {k: v for k, v in figures.items() if k not in grew} == {
+        k: v for k, v in printed.items() if k not in grew
+    }
+    assert all(figures[k] <= printed[k] for k in grew)
+
+
+def test_a_recorded_precompiled_build_reads_whole() -> None:
+    log = GPU_RUNS / "h200x1-2026-12-01" / "build-83d179e78c2342c6.log.xz"
+    facts = read_log(lzma.decompress(log.read_bytes()).decode().splitlines())
+    assert facts["key"] == "83d179e78c2342c6"
+    assert (facts["mode"], facts["status"], facts["duration_s"]) == ("precompiled", "finished", 50)
+    assert facts["cpus"] == 16
+    assert facts["env"] == {
+        "VLLM_TARGET_DEVICE": "cuda",
+        "MAX_JOBS": "16",
+        "NVCC_THREADS": "1",
+        "TORCH_CUDA_ARCH_LIST": "9.0",
+    }
+    assert facts["max_jobs_reason"] == (
+        "16 CPUs, 125.8 GiB RAM at 4 GiB per compile job -> MAX_JOBS=16 (CPU-bound)"
+    )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict
 
 import pytest
+import vllm_artifact
 import vllm_builders
 import vllm_lock
 import vllm_release
@@ -60,16 +61,77 @@ def test_hosts_whose_arch_lists_differ_never_share_a_builder() -> None:
     assert choose_builders(hosts, ["a100"]) == {"k80": "a100", "k90": "h100"}
 
 
-def test_builders_module_returns_the_choice(capsys) -> None:
-    args = {"hosts": [h["name"] for h in HOSTS], "keys": [h["key"] for h in HOSTS]}
-    out = run(vllm_builders, {**args, "builders_group": ["f2"]}, capsys)
+def builders_args(cache: Path, needs=(True, True, True, True), **extra: Any) -> Dict[str, Any]:
+    return {
+        "hosts": [h["name"] for h in HOSTS],
+        "keys": [h["key"] for h in HOSTS],
+        "needs_install": list(needs),
+        "artifact_cache": str(cache),
+        **extra,
+    }
+
+
+def cache_wheel(cache: Path, key: str, digest: str = "ab" * 32) -> Path:
+    wheel = cache / key / "vllm-0.30.0-cp311-cp311-linux_x86_64.whl"
+    wheel.parent.mkdir(parents=True)
+    wheel.write_bytes(b"wheel")
+    (cache / key / f"{wheel.name}.sha256").write_text(f"{digest}  {wheel.name}\n")
+    return wheel
+
+
+def test_builders_module_returns_the_choice(tmp_path, capsys) -> None:
+    out = run(vllm_builders, builders_args(tmp_path, builders_group=["f2"]), capsys)
     assert out["builders"] == {"aaa": "f2", "bbb": "f4"}
-    assert out["changed"] is False
+    assert (out["builds"], out["cached"], out["changed"]) == (["f2", "f4"], [], False)
 
 
-def test_builders_module_refuses_a_host_without_key(capsys) -> None:
-    out = run(vllm_builders, {"hosts": ["f1", "f2"], "keys": ["aaa"]}, capsys)
-    assert out["failed"] and "build key" in out["msg"]
+def test_a_key_the_artifact_cache_holds_is_built_by_nobody(tmp_path, capsys) -> None:
+    cache_wheel(tmp_path, "aaa")
+    out = run(vllm_builders, builders_args(tmp_path), capsys)
+    assert (out["builders"], out["builds"], out["cached"]) == ({"bbb": "f4"}, ["f4"], ["aaa"])
+
+
+def test_a_wheel_without_its_sha256_is_no_cache_hit(tmp_path, capsys) -> None:
+    # The builder fetches the wheel, then writes its .sha256: a run killed in between left a
+    # wheel nobody may trust, so the key is built again.
+    wheel = cache_wheel(tmp_path, "aaa")
+    Path(f"{wheel}.sha256").unlink()
+    out = run(vllm_builders, builders_args(tmp_path), capsys)
+    assert out["builders"] == {"aaa": "f1", "bbb": "f4"} and out["cached"] == []
+
+
+def test_hosts_that_need_nothing_or_have_no_key_never_build(tmp_path, capsys) -> None:
+    args = builders_args(tmp_path, needs=(False, True, True, False))
+    args["keys"][2] = ""  # f3 failed before it named its key
+    out = run(vllm_builders, args, capsys)
+    assert (out["builders"], out["builds"]) == ({"aaa": "f2"}, ["f2"])
+
+
+def test_without_build_once_every_host_that_needs_a_release_builds(tmp_path, capsys) -> None:
+    cache_wheel(tmp_path, "aaa")
+    args = builders_args(tmp_path, needs=(True, False, True, True), build_once=False)
+    out = run(vllm_builders, args, capsys)
+    assert (out["builders"], out["builds"], out["cached"]) == ({}, ["f1", "f3", "f4"], [])
+
+
+def test_builders_module_refuses_lists_of_different_lengths(tmp_path, capsys) -> None:
+    args = {**builders_args(tmp_path), "keys": ["aaa"]}
+    out = run(vllm_builders, args, capsys)
+    assert out["failed"] and "must be as long" in out["msg"]
+
+
+def test_artifact_module_returns_the_wheel_and_its_recorded_sha256(tmp_path, capsys) -> None:
+    wheel = cache_wheel(tmp_path, "aaa", digest="cd" * 32)
+    out = run(vllm_artifact, {"artifact_cache": str(tmp_path), "key": "aaa"}, capsys)
+    assert (out["wheel"], out["sha256"]) == (str(wheel), "cd" * 32)
+
+
+def test_artifact_module_names_the_builder_when_the_wheel_is_missing(tmp_path, capsys) -> None:
+    args = {"artifact_cache": str(tmp_path), "key": "bbb", "builder": "f4"}
+    out = run(vllm_artifact, args, capsys)
+    assert out["failed"]
+    assert "has no wheel for build key bbb: its builder f4 failed" in out["msg"]
+    assert "vllm_source_build_once: false" in out["msg"]
 
 
 # --- releases --------------------------------------------------------------------------
@@ -247,3 +309,20 @@ def test_exactly_one_of_many_concurrent_runs_gets_the_lock(tmp_path) -> None:
 def test_lock_fails_when_the_prefix_is_missing(tmp_path, capsys) -> None:
     out = run(vllm_lock, lock_args(tmp_path / "nope" / ".vllm-source.lock", "A"), capsys)
     assert out["failed"] and "does not exist" in out["msg"]
+
+
+def test_release_info_hands_the_role_a_releases_dir_and_stamp(tmp_path, capsys) -> None:
+    # 03_pins.yml and rollback.yml read stamps through vllm_release instead of spelling the
+    # stamp's path; a release without a readable stamp reads as {}.
+    make_release(tmp_path, "old", mtime=1)
+    stamp = tmp_path / "releases" / "old" / "venv" / "vllm-source-stamp.json"
+    stamp.write_text(json.dumps({"inputs": {"commit": "c0ffee"}, "pins": {"torch_pin": "2.13.0"}}))
+    make_release(tmp_path, "half", mtime=2, verified=False)
+    run(vllm_release, {"prefix": str(tmp_path), "state": "current", "key": "old"}, capsys)
+    current = run(vllm_release, {"prefix": str(tmp_path), "state": "info"}, capsys)
+    assert current["release_dir"] == str(tmp_path / "releases" / "old")
+    assert current["stamp"]["pins"] == {"torch_pin": "2.13.0"}
+    half = run(vllm_release, {"prefix": str(tmp_path), "state": "info", "key": "half"}, capsys)
+    assert (half["release_dir"], half["stamp"]) == (str(tmp_path / "releases" / "half"), {})
+    bare = run(vllm_release, {"prefix": str(tmp_path / "none"), "state": "info"}, capsys)
+    assert (bare["current"], bare["release_dir"], bare["stamp"]) == ("", "", {})

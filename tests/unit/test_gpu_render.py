@@ -63,10 +63,9 @@ def test_peak_memory_and_cpu_share_come_from_the_samples() -> None:
 def test_task_names_are_the_roles_own() -> None:
     # The verify task was renamed once and the page silently lost its JSON: the names are
     # now read from the role's task files.
-    verify = (ROOT / "roles/vllm_source/tasks/verify.yml").read_text()
-    assert f"- name: {render.VERIFY_TASK}\n  vllm_verify:" in verify
-    smoke = (ROOT / "roles/vllm_source/tasks/smoke.yml").read_text()
-    assert f"- name: {render.SMOKE_TASK}\n  vllm_smoke:" in smoke
+    phase = (ROOT / "roles/vllm_source/tasks/09_verify.yml").read_text()
+    assert f"- name: {render.VERIFY_TASK}\n  vllm_verify:" in phase
+    assert f"- name: {render.SMOKE_TASK}\n      vllm_smoke:" in phase
 
 
 def test_render_uses_only_the_files(tmp_path: Path) -> None:

@@ -8,25 +8,23 @@ import subprocess
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
+import ansible.module_utils.vllm_fleet_specifiers as specifiers
 import pytest
 import vllm_source_facts
 from ansible.module_utils.testing import patch_module_args
-from ansible.module_utils.vllm_fleet_pins import (
-    PinError,
+from ansible.module_utils.vllm_fleet_cmake import (
     cmake_commands,
     cuda_supported_archs,
     fetchcontent_pins,
-    parse_pyproject,
-    parse_specifier,
-    parse_toml_subset,
+)
+from ansible.module_utils.vllm_fleet_pins import (
+    PinError,
     python_outside_message,
     setup_py_python_requires,
     setup_py_uses_setuptools_rust,
     source_facts,
     suggest_python,
     torch_pin,
-    version_satisfies,
-    version_tuple,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "vllm-src"
@@ -99,36 +97,6 @@ def test_setuptools_bound_differs_between_tags() -> None:
     assert "setuptools>=77.0.3,<81.0.0" in facts_of(DATA / "0.30.0")["build_requires"]
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_fallback_toml_parser_matches_tomllib(version: str) -> None:
-    text = (DATA / version / "pyproject.toml").read_text()
-    full = parse_pyproject(text)
-    subset = parse_toml_subset(text)
-    assert subset["build-system"]["requires"] == full["build-system"]["requires"]
-    assert subset["build-system"]["build-backend"] == "setuptools.build_meta"
-    assert subset["project"]["requires-python"] == full["project"]["requires-python"]
-    assert subset["project"]["name"] == "vllm"
-
-
-def test_fallback_toml_parser_comments_quotes_and_inline_arrays() -> None:
-    text = (
-        "# top comment\n"
-        "[build-system]\n"
-        "requires = ['setuptools', \"torch == 2.7.1\"]  # inline comment\n"
-        "[project]\n"
-        'requires-python = ">=3.9" # why\n'
-        'description = "a # inside quotes"\n'
-        "[tool.x]\n"
-        "requires = [\n"
-        '  "not-this",\n'
-        "]\n"
-    )
-    data = parse_toml_subset(text)
-    assert data["build-system"]["requires"] == ["setuptools", "torch == 2.7.1"]
-    assert data["project"] == {"requires-python": ">=3.9", "description": "a # inside quotes"}
-    assert data["tool"]["x"]["requires"] == ["not-this"]
-
-
 def test_torch_pin_needs_an_exact_pin() -> None:
     assert torch_pin(["ninja", "torch == 2.13.0"]) == "2.13.0"
     assert torch_pin(["torch==2.7.1; platform_system == 'Linux'"]) == "2.7.1"
@@ -142,46 +110,6 @@ def test_setup_py_helpers_on_real_files() -> None:
     assert not setup_py_uses_setuptools_rust("# from setuptools_rust import x\n")
     assert setup_py_python_requires('setup(\n    python_requires=">=3.8",\n)') == ">=3.8"
     assert setup_py_python_requires("setup()") == ""
-
-
-# --- version specifiers ---------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("version", "specifier", "expected"),
-    [
-        ("3.11.2", ">=3.10,<3.15", True),
-        ("3.9.2", ">=3.10,<3.15", False),
-        ("3.15.0", ">=3.10,<3.15", False),
-        ("3.14.1", ">=3.10,<3.15", True),
-        ("3.12.0", ">=3.9,<3.13", True),
-        ("3.13.0", ">=3.9,<3.13", False),
-        ("3.8.10", ">=3.8", True),
-        ("3.10.0", "~=3.10", True),
-        ("4.0", "~=3.10", False),
-        ("3.11.9", "~=3.11.2", True),
-        ("3.12.0", "~=3.11.2", False),
-        ("3.11.7", "==3.11.*", True),
-        ("3.12.1", "==3.11.*", False),
-        ("3.12.1", "!=3.12.*", False),
-        ("3.12.1", "!=3.12.0", True),
-        ("3.13.0rc1", ">=3.13", True),
-        ("3.10", "==3.10.0", True),
-        ("3.11.2", "", True),
-    ],
-)
-def test_version_satisfies(version: str, specifier: str, expected: bool) -> None:
-    assert version_satisfies(version, specifier) is expected
-
-
-def test_bad_specifiers_and_versions_raise() -> None:
-    with pytest.raises(PinError, match="specifier"):
-        parse_specifier(">=three")
-    with pytest.raises(PinError, match="specifier"):
-        parse_specifier("~=3")
-    with pytest.raises(PinError, match="version"):
-        version_satisfies("python", ">=3.10")
-    assert version_tuple("3.12.3+local") == (3, 12, 3)
 
 
 def test_python_outside_message_and_suggestion() -> None:
@@ -446,6 +374,14 @@ def test_main_reads_0_30_0(capsys: pytest.CaptureFixture[str]) -> None:
     assert {p["name"]: p["tag"] for p in facts["fetchcontent"]}["cutlass"] == "v4.7.1"
 
 
+@pytest.fixture(params=["packaging", "fallback"])
+def specifier_decider(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Check requires-python with packaging, then with the subset hosts without it use."""
+    if request.param == "fallback":
+        monkeypatch.setattr(specifiers, "SpecifierSet", None)
+
+
+@pytest.mark.usefixtures("specifier_decider")
 def test_main_refuses_a_python_the_tag_does_not_support(capsys: pytest.CaptureFixture[str]) -> None:
     rc, result = run_main({"path": str(DATA / "0.22.0"), "python_version": "3.9.2"}, capsys)
     assert rc == 1
@@ -457,6 +393,21 @@ def test_main_refuses_a_python_the_tag_does_not_support(capsys: pytest.CaptureFi
     )
 
 
+@pytest.mark.usefixtures("specifier_decider")
+def test_main_names_a_requires_python_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "odd"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["torch == 2.1.2"]\n[project]\nrequires-python = ">=three"\n'
+    )
+    rc, result = run_main({"path": str(root), "python_version": "3.11.2"}, capsys)
+    assert rc == 1
+    assert result["msg"] == f"{root}: Cannot read the version specifier '>=three'"
+
+
+@pytest.mark.usefixtures("specifier_decider")
 def test_main_accepts_python_3_9_for_0_10_1(capsys: pytest.CaptureFixture[str]) -> None:
     rc, result = run_main({"path": str(DATA / "0.10.1"), "python_version": "3.9.2"}, capsys)
     assert rc == 0
@@ -504,10 +455,10 @@ def test_main_reads_the_pin_from_git_head_after_use_existing_torch(
 
 def test_parse_pyproject_without_tomllib(monkeypatch: pytest.MonkeyPatch) -> None:
     # Python 3.8-3.10 hosts have no tomllib: the subset parser must give the same facts.
-    import ansible.module_utils.vllm_fleet_pins as pins
+    import ansible.module_utils.vllm_fleet_toml as toml
     import tomllib
 
-    monkeypatch.setattr(pins, "_tomllib", None)
+    monkeypatch.setattr(toml, "tomllib", None)
     for version, pin in (("0.10.1", "2.7.1"), ("0.22.0", "2.11.0"), ("0.30.0", "2.13.0")):
         text = (DATA / version / "pyproject.toml").read_text()
         facts = facts_of(DATA / version)

@@ -8,10 +8,12 @@ from typing import Any, Dict, Tuple
 
 import pytest
 import vllm_build_plan
+from ansible.module_utils.common import warnings as _warnings
 from ansible.module_utils.testing import patch_module_args
 from ansible.module_utils.vllm_fleet_plan import (
     VLLM_CUDA_ARCHS,
     PlanError,
+    arch_capability,
     arch_covers,
     build_plan,
     cgroup_memory_limit_mb,
@@ -23,8 +25,8 @@ from ansible.module_utils.vllm_fleet_plan import (
     plan_max_jobs,
     plan_nvcc_threads,
     resolve_arch_list,
-    variant_cuda,
 )
+from ansible.module_utils.vllm_fleet_versions import Capability
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 AVAILABLE = ["cu130", "cu128", "cu126"]
@@ -38,6 +40,8 @@ H200_MEM_MB = 270334464000 // (1024 * 1024)
 
 
 def run_main(args: Dict[str, Any], capsys: pytest.CaptureFixture[str]) -> Tuple[int, Dict]:
+    # A module runs in a fresh process: start without the warnings earlier runs left.
+    _warnings._global_warnings.clear()
     with patch_module_args(args), pytest.raises(SystemExit) as exc:
         vllm_build_plan.main()
     return int(exc.value.code or 0), json.loads(capsys.readouterr().out)
@@ -67,13 +71,10 @@ def plan(**overrides: Any) -> Tuple[Dict[str, Any], list]:
 
 
 def test_version_parsing() -> None:
+    # The parsing is vllm_fleet_versions' (tests/unit/test_versions.py); the plan adds its error.
     assert cuda_version("12.4") == (12, 4)
     assert cuda_version("13.0.88") == (13, 0)
     assert cuda_version("") is None
-    assert variant_cuda("cu126") == (12, 6)
-    assert variant_cuda("cu130") == (13, 0)
-    assert variant_cuda("cu118") == (11, 8)
-    assert variant_cuda("cpu") is None
     with pytest.raises(PlanError, match="CUDA version"):
         cuda_version("N/A")
 
@@ -244,6 +245,16 @@ def test_parse_arch_list_rejects_malformed(bad: str) -> None:
     msg = str(exc.value)
     assert f"vllm_source_cuda_arch_list entry {bad!r} is not an arch vLLM reads" in msg
     assert '"8.0;9.0"' in msg  # an example
+
+
+def test_arch_capability_reads_only_what_vllms_cmake_reads() -> None:
+    assert arch_capability("9.0") == Capability(9, 0)
+    assert arch_capability("10.0f+PTX") == Capability(10, 0, "f")
+    assert arch_capability("12.1a") == Capability(12, 1, "a")
+    # Forms parse_capability reads elsewhere (vLLM's integers, nvcc's names) are not entries.
+    assert arch_capability("90") is None
+    assert arch_capability("sm_90") is None
+    assert arch_capability("09.0") is None
 
 
 @pytest.mark.parametrize("unsupported", ["6.1", "7.2", "9.5"])
@@ -503,6 +514,15 @@ def test_main_warns_about_oom(capsys: pytest.CaptureFixture[str]) -> None:
     assert "OOM-killed" in warnings
 
 
+def test_the_early_input_check_warns_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    # 02_host.yml checks the inputs with warn=false, 04_plan.yml plans with the tag's archs
+    # and warns: each warning shows once per host, not twice.
+    args = {"target_device": "empty", "max_jobs": 64, "cpu_count": 64, "mem_total_mb": 16 * 1024}
+    rc, result = run_main({**args, "warn": False}, capsys)
+    assert rc == 0 and result["vllm_build_plan"]["max_jobs"] == 64
+    assert not result.get("warnings")
+
+
 def test_main_fails_on_a_too_new_variant(capsys: pytest.CaptureFixture[str]) -> None:
     rc, result = run_main(
         {
@@ -611,7 +631,7 @@ def test_the_tags_own_arch_list_decides() -> None:
     # vLLM 0.10.1 builds no kernels for 12.1 (DGX Spark's GB10) or 11.0: with its own list
     # the plan refuses such a GPU before the build; with 0.30.0's list it planned a build that
     # has no kernels for it.
-    from ansible.module_utils.vllm_fleet_pins import cuda_supported_archs
+    from ansible.module_utils.vllm_fleet_cmake import cuda_supported_archs
 
     cmake = (DATA / "vllm-src" / "0.10.1" / "CMakeLists.txt").read_text()
     tag_archs = cuda_supported_archs(cmake)

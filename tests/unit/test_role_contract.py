@@ -16,7 +16,9 @@ def load(path: Path):
 
 
 DEFAULTS = load(ROLE / "defaults" / "main.yml")
-SPEC = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]["main"]["options"]
+SPECS = load(ROLE / "meta" / "argument_specs.yml")["argument_specs"]
+SPEC = SPECS["main"]["options"]
+INPUTS = {name for entry in SPECS.values() for name in entry["options"]}
 
 
 def test_every_variable_has_the_role_prefix():
@@ -24,14 +26,23 @@ def test_every_variable_has_the_role_prefix():
 
 
 def test_defaults_and_argument_spec_describe_the_same_variables():
-    assert set(DEFAULTS) == set(SPEC)
+    assert set(DEFAULTS) == INPUTS
+    assert set(SPECS) == {"main", "rollback"}  # tasks/main.yml and tasks/rollback.yml
 
 
 def test_spec_defaults_equal_the_role_defaults():
-    for name, option in SPEC.items():
-        assert option.get("default") == DEFAULTS[name], name
-        assert option.get("type"), f"{name} has no type"
-        assert option.get("description"), f"{name} has no description"
+    for entry, spec in SPECS.items():
+        for name, option in spec["options"].items():
+            assert option.get("default") == DEFAULTS[name], (entry, name)
+            assert option.get("type"), f"{name} has no type"
+            assert option.get("description"), f"{name} has no description"
+
+
+def test_the_rollback_entry_point_validates_what_rollback_reads():
+    text = (ROLE / "tasks" / "rollback.yml").read_text(encoding="utf-8")
+    text += (ROLE / "tasks" / "_lock.yml").read_text(encoding="utf-8")
+    read = set(re.findall(r"(?<![\w])(vllm_source_\w+)", text))
+    assert read == set(SPECS["rollback"]["options"])
 
 
 def test_readme_lists_every_variable_with_its_default():
@@ -49,18 +60,62 @@ def test_readme_lists_every_variable_with_its_default():
         assert shown == expected.strip(), f"{name}: README shows {shown!r}, default is {expected!r}"
 
 
+def role_text() -> str:
+    files = [
+        *(ROLE / "tasks").glob("*.yml"),
+        *(ROLE / "templates").glob("*.j2"),
+        ROLE / "vars" / "main.yml",
+    ]
+    return "\n".join(p.read_text(encoding="utf-8") for p in files)
+
+
 def test_every_variable_the_role_reads_is_an_input_or_derived():
+    text = role_text()
     derived = set(load(ROLE / "vars" / "main.yml"))
-    text = "\n".join(p.read_text(encoding="utf-8") for p in (ROLE / "tasks").glob("*.yml"))
-    text += "\n".join(p.read_text(encoding="utf-8") for p in (ROLE / "templates").glob("*.j2"))
-    text += (ROLE / "vars" / "main.yml").read_text(encoding="utf-8")
-    used = set(re.findall(r"\b(vllm_source_\w+)", text))
-    registered = set(re.findall(r"register: (vllm_source_\w+)", text))
-    facts = set(re.findall(r"^\s+(vllm_source_\w+):", text, re.MULTILINE))
+    used = set(re.findall(r"(?<![\w])(_*vllm_source_\w+)", text)) - {
+        "vllm_source_facts"
+    }  # a module
+    registered = set(re.findall(r"register: (__vllm_source_\w+)", text))
+    facts = set(re.findall(r"^\s+(__vllm_source_\w+):", text, re.MULTILINE))
     unknown = used - set(DEFAULTS) - derived - registered - facts
     assert not unknown, f"read but never defined: {sorted(unknown)}"
     unused = set(DEFAULTS) - used
     assert not unused, f"inputs nothing reads: {sorted(unused)}"
+
+
+def test_inputs_and_internals_look_different():
+    # Inputs are vllm_source_* (defaults + argument spec); everything the role derives,
+    # registers or sets is __vllm_source_*, so a reader tells them apart at a glance.
+    text = role_text()
+    plain = set(re.findall(r"(?<![\w])(vllm_source_\w+)", text)) - {"vllm_source_facts"}
+    assert plain <= INPUTS, f"internals without the __ prefix: {sorted(plain - INPUTS)}"
+    assert all(name.startswith("__vllm_source_") for name in load(ROLE / "vars" / "main.yml"))
+
+
+def phase_files() -> list:
+    return sorted(p.name for p in (ROLE / "tasks").glob("[0-9][0-9]_*.yml"))
+
+
+def test_main_includes_the_phases_in_the_order_ls_shows():
+    # tasks/main.yml reads like a table of contents: one include per phase file, in order.
+    main = tasks_of("main.yml")
+    order = [
+        t.get("ansible.builtin.include_tasks") for t in main if "ansible.builtin.include_tasks" in t
+    ]
+    order += [
+        t.get("ansible.builtin.include_tasks")
+        for t in next(t for t in main if "block" in t)["block"]
+    ]
+    assert order == phase_files()
+    assert 8 <= len(order) <= 12
+
+
+def test_phases_include_other_files_only_for_a_shared_step_or_a_rescue():
+    for name in [*phase_files(), "rollback.yml"]:
+        for task in walk(tasks_of(name)):
+            included = task.get("ansible.builtin.include_tasks")
+            if included:
+                assert included in ("_lock.yml", "_failed_safely.yml"), (name, task["name"])
 
 
 PLAYBOOK_VARIABLES = {"vllm_source_serial": "100%", "vllm_source_max_fail_percentage": 100}
@@ -83,7 +138,7 @@ def tasks_of(name: str) -> list:
 
 
 def writes_the_stamp(task: dict) -> bool:
-    return "vllm_source_stamp_path" in str(task.get("ansible.builtin.copy", {}).get("dest", ""))
+    return "__vllm_source_stamp_path" in str(task.get("ansible.builtin.copy", {}).get("dest", ""))
 
 
 def test_the_stamp_is_written_after_the_smoke_test():
@@ -91,14 +146,15 @@ def test_the_stamp_is_written_after_the_smoke_test():
     # release that did not generate current on the next run with the smoke test off.
     change = next(t for t in tasks_of("main.yml") if "block" in t)["block"]
     order = [t.get("ansible.builtin.include_tasks") for t in change]
-    assert order.index("smoke.yml") < order.index("release.yml")
+    assert order.index("09_verify.yml") < order.index("10_release.yml")
+    assert any("vllm_smoke" in t for t in walk(tasks_of("09_verify.yml")))
     stampers = {
         name: [t["name"] for t in tasks_of(name) if writes_the_stamp(t)]
         for name in (p.name for p in (ROLE / "tasks").glob("*.yml"))
     }
     stampers = {name: tasks for name, tasks in stampers.items() if tasks}
-    assert list(stampers) == ["release.yml"], stampers
-    release = tasks_of("release.yml")
+    assert list(stampers) == ["10_release.yml"], stampers
+    release = tasks_of("10_release.yml")
     first_switch = next(i for i, t in enumerate(release) if "vllm_release" in t)
     assert any(writes_the_stamp(t) for t in release[:first_switch])
 
@@ -107,11 +163,11 @@ def test_precompiled_builds_never_check_the_staged_cuda_sources():
     # vllm_deps_check runs only where the build compiles: a precompiled build needs no
     # FetchContent sources (and must not refuse to run without them).
     vars_ = load(ROLE / "vars" / "main.yml")
-    assert "vllm_source_build_mode == 'full'" in vars_["vllm_source_compiles"]
+    assert "vllm_source_build_mode == 'full'" in vars_["__vllm_source_compiles"]
     for path in (ROLE / "tasks").glob("*.yml"):
         for task in walk(tasks_of(path.name)):
             if "vllm_deps_check" in task:
-                assert "vllm_source_compiles" in str(task.get("when")), (path.name, task["name"])
+                assert "__vllm_source_compiles" in str(task.get("when")), (path.name, task["name"])
 
 
 def walk(tasks: list):
@@ -123,17 +179,26 @@ def walk(tasks: list):
 
 def test_the_plan_gets_the_tags_arch_list():
     # The plan ran before the pins were read, so every tag's arch list was checked against
-    # vLLM 0.30.0's (vllm_build_plan's default). It runs again once the pins are known.
-    plan = next(t for t in tasks_of("plan.yml") if "vllm_build_plan" in t)
-    assert plan["vllm_build_plan"]["supported_archs"] == "{{ vllm_source_plan_supported_archs }}"
-    main = tasks_of("main.yml")
-    includes = [(t.get("ansible.builtin.include_tasks"), t.get("vars", {})) for t in main]
-    probe = [name for name, _ in includes].index("source_probe.yml")
-    after = [v for name, v in includes[probe:] if name == "plan.yml"]
-    tag_archs = "{{ vllm_source_pins.cuda_supported_archs | default([]) }}"
-    assert after == [{"vllm_source_plan_supported_archs": tag_archs}]
-    key = [name for name, _ in includes].index("key.yml")
-    assert probe < key  # the key hashes the plan's arch list: the tag's plan comes first
+    # vLLM 0.30.0's (vllm_build_plan's default). The plan that counts runs after the pins.
+    pins = [
+        name
+        for name in phase_files()
+        if any("vllm_source_facts" in t for t in walk(tasks_of(name)))
+    ]
+    plans = [
+        (name, t) for name in phase_files() for t in walk(tasks_of(name)) if "vllm_build_plan" in t
+    ]
+    registered = [(name, t) for name, t in plans if t.get("register")]
+    assert len(registered) == 1, "one plan is remembered"
+    name, plan = registered[0]
+    assert pins == ["03_pins.yml"] and name > pins[0]
+    assert (
+        plan["vllm_build_plan"]["supported_archs"]
+        == "{{ __vllm_source_pins.cuda_supported_archs | default([]) }}"
+    )
+    # The early check (before the system packages) remembers nothing and warns nothing.
+    early = [t for name, t in plans if not t.get("register")]
+    assert [t["vllm_build_plan"]["warn"] for t in early] == [False]
 
 
 def test_one_credentials_mask():

@@ -26,16 +26,23 @@ sys.path.insert(0, str(ROOT / "module_utils"))
 from vllm_fleet_buildlog import read_log, summary  # noqa: E402
 
 
+def _tasks(tasks: list):
+    for task in tasks or []:
+        yield task
+        for key in ("block", "rescue", "always"):
+            yield from _tasks(task.get(key))
+
+
 def task_name(task_file: str, module: str) -> str:
     """Return the name of the task in the role's `task_file` that calls `module`."""
-    for task in yaml.safe_load((TASKS / task_file).read_text(encoding="utf-8")):
+    for task in _tasks(yaml.safe_load((TASKS / task_file).read_text(encoding="utf-8"))):
         if module in task:
             return str(task["name"])
     raise LookupError(f"no task calls {module} in roles/vllm_source/tasks/{task_file}")
 
 
-VERIFY_TASK = task_name("verify.yml", "vllm_verify")
-SMOKE_TASK = task_name("smoke.yml", "vllm_smoke")
+VERIFY_TASK = task_name("09_verify.yml", "vllm_verify")
+SMOKE_TASK = task_name("09_verify.yml", "vllm_smoke")
 
 
 def task_result(log: str, task: str) -> Optional[Dict[str, Any]]:

@@ -1,20 +1,26 @@
 """The fleet after converge (v0.29.0), then a tag bump, a no-op, a rollback, a failing batch
-and a held lock. Every fact is read from the hosts themselves (podman exec); the tests run in
-file order and each starts from the state the previous one left."""
+and a held lock. Every fact is read from the hosts themselves (podman exec).
+
+The staging is explicit: a test that reads the fleet at one stage (converged, bumped, rolled
+back) starts with at_stage(...), which reads the stage from f1-f3's releases and fails naming
+the test that brings the fleet there when it is elsewhere; the release keys come from the
+hosts' stamps, not from an earlier test."""
 
 from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO_ROOT))
+from tests.integration.playbook_stats import PlaybookRun, run_playbook  # noqa: E402
 from tests.integration.record import message_excerpt, record  # noqa: E402  (after the path)
 
 PREFIX = "/opt/vllm"
@@ -54,6 +60,44 @@ def vllm_version(host: str) -> str:
     return sh(host, f'runuser -u vllm -- {PREFIX}/current/venv/bin/python -c "{code}"')
 
 
+RELEASE_VERSIONS = (
+    "import glob, json, sys; print(json.dumps({p.split('/')[-3]: json.load(open(p))['inputs']"
+    "['version'] for p in glob.glob(sys.argv[1] + '/releases/*/venv/vllm-source-stamp.json')}))"
+)
+
+
+def release_versions(host: str) -> Dict[str, str]:
+    """Release key -> the tag its stamp records, for every stamped release of the host."""
+    return json.loads(sh(host, f'python3 -c "{RELEASE_VERSIONS}" {PREFIX}'))
+
+
+# stage -> (the tag f1-f3 are on, whether the v0.30.0 release exists, the test that gets there)
+STAGES = {
+    "converged": ("v0.29.0", False, "molecule converge"),
+    "bumped": ("v0.30.0", True, "test_tag_bump_builds_once_and_switches_every_host"),
+    "rolled back": (
+        "v0.29.0",
+        True,
+        "test_rollback_returns_every_host_to_the_previous_release_and_verifies_it",
+    ),
+}
+
+
+def at_stage(stage: str) -> Dict[str, str]:
+    """The keys of v0.29.0 ("old") and v0.30.0 ("new") on f1-f3; fails unless at `stage`."""
+    tag, bumped, reached_by = STAGES[stage]
+    keys: Dict[str, str] = {}
+    for host in SAME_KEY:
+        versions = release_versions(host)
+        by_tag = {v: k for k, v in versions.items()}
+        on = versions.get(current_key(host))
+        if on != tag or ("v0.30.0" in by_tag) != bumped:
+            pytest.fail(f"{host} is on {on} with releases {versions}: this test reads the fleet "
+                        f"{stage} ({tag}), which {reached_by} leaves")  # fmt: skip
+        keys = {"old": by_tag["v0.29.0"], **({"new": by_tag["v0.30.0"]} if bumped else {})}
+    return keys
+
+
 def tree(host: str) -> str:
     """Every path under the prefix with size, mtime, owner and mode: what a run would change."""
     fmt = "'%p %s %T@ %u %m\\n'"
@@ -62,7 +106,7 @@ def tree(host: str) -> str:
 
 def playbook(
     name: str, *extra: str, inventory: Optional[Path] = None, **extra_vars: object
-) -> subprocess.CompletedProcess:
+) -> PlaybookRun:
     env = dict(os.environ, ANSIBLE_CONFIG=str(REPO_ROOT / "ansible.cfg"), ANSIBLE_NOCOLOR="1")
     env["ANSIBLE_FORCE_COLOR"] = "0"
     args = ["ansible-playbook", "-i", os.environ["MOLECULE_INVENTORY_FILE"]]
@@ -71,24 +115,14 @@ def playbook(
     if extra_vars:
         args += ["-e", json.dumps(extra_vars)]
     args += [str(REPO_ROOT / "playbooks" / name), *extra]
-    return subprocess.run(args, cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=False)
-
-
-def recap(out: str) -> Dict[str, Dict[str, int]]:
-    found = {}
-    out = re.sub(r"\x1b\[[0-9;]*m", "", out)
-    for m in re.finditer(r"^(\S+)\s+: (ok=.*)$", out, re.MULTILINE):
-        found[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
-    return found
-
-
-STATE: Dict[str, object] = {}
+    return run_playbook(args, cwd=REPO_ROOT, env=env)
 
 
 # --- after converge: v0.29.0 on all four ------------------------------------------------
 
 
 def test_one_build_for_the_three_hosts_with_the_same_key():
+    at_stage("converged")
     logs = {h: build_logs(h) for h in SAME_KEY}
     assert sum(len(v) for v in logs.values()) == 1, logs
     assert len(logs[BUILDER]) == 1, f"the vllm_builders host must build: {logs}"
@@ -98,11 +132,13 @@ def test_one_build_for_the_three_hosts_with_the_same_key():
 
 
 def test_a_host_with_another_key_built_its_own():
+    at_stage("converged")
     assert current_key(OTHER_KEY) != current_key(SAME_KEY[0])
     assert build_logs(OTHER_KEY) == [f"{PREFIX}/logs/build-{current_key(OTHER_KEY)}.log"]
 
 
 def test_every_host_of_a_key_installed_the_same_wheel():
+    at_stage("converged")
     shas = {h: wheel_sha256(h) for h in SAME_KEY}
     assert len(set(shas.values())) == 1, shas
     for host in SAME_KEY:
@@ -114,17 +150,20 @@ def test_every_host_of_a_key_installed_the_same_wheel():
 
 
 def test_vllm_runs_from_the_current_release():
+    at_stage("converged")
     for host in [*SAME_KEY, OTHER_KEY]:
         assert vllm_version(host) == "0.29.0+empty"
         assert stamp(host)["inputs"]["version"] == "v0.29.0"
 
 
 def test_non_builders_have_no_checkout():
+    at_stage("converged")
     for host in ["vllm-fleet-f1", "vllm-fleet-f3"]:
         assert sh(host, f"test -e {PREFIX}/extern/vllm && echo yes || echo no") == "no"
 
 
 def test_releases_belong_to_the_service_user_and_are_not_writable_by_others():
+    at_stage("converged")
     for host in SAME_KEY:
         key = current_key(host)
         release = f"{PREFIX}/releases/{key}"
@@ -140,29 +179,31 @@ def test_releases_belong_to_the_service_user_and_are_not_writable_by_others():
 
 
 def test_tag_bump_builds_once_and_switches_every_host():
+    old_key = at_stage("converged")["old"]
     before = {h: current_key(h) for h in SAME_KEY}
-    STATE["old_key"] = before[SAME_KEY[0]]
     run = playbook("vllm_source.yml", "-l", LIMIT, vllm_source_version="v0.30.0")
     assert run.returncode == 0, run.stdout[-4000:]
     new = {h: current_key(h) for h in SAME_KEY}
     assert len(set(new.values())) == 1 and set(new.values()) != set(before.values()), new
-    STATE["new_key"] = new[SAME_KEY[0]]
+    new_key = at_stage("bumped")["new"]
+    assert set(new.values()) == {new_key}
     logs = {h: build_logs(h) for h in SAME_KEY}
     assert sum(len(v) for v in logs.values()) == 2, logs  # one per key, both on the builder
-    assert f"{PREFIX}/logs/build-{STATE['new_key']}.log" in logs[BUILDER]
+    assert f"{PREFIX}/logs/build-{new_key}.log" in logs[BUILDER]
     assert len({wheel_sha256(h) for h in SAME_KEY}) == 1
     for host in SAME_KEY:
         assert vllm_version(host) == "0.30.0+empty"
         releases = sh(host, f"ls {PREFIX}/releases").split()
-        assert sorted(releases) == sorted([STATE["old_key"], STATE["new_key"]])
+        assert sorted(releases) == sorted([old_key, new_key])
 
 
 def test_second_run_after_the_bump_changes_nothing():
+    at_stage("bumped")
     start = time.monotonic()
     run = playbook("vllm_source.yml", "-l", LIMIT, vllm_source_version="v0.30.0")
     wall = time.monotonic() - start
     assert run.returncode == 0, run.stdout[-4000:]
-    counts = recap(run.stdout)
+    counts = run.stats
     assert set(counts) == set(SAME_KEY), counts
     assert all(c["changed"] == 0 for c in counts.values()), counts
     print(f"no-op run of 3 hosts: {wall:.1f} s")
@@ -172,24 +213,26 @@ def test_second_run_after_the_bump_changes_nothing():
 
 
 def test_rollback_returns_every_host_to_the_previous_release_and_verifies_it():
+    keys = at_stage("bumped")
     run = playbook("rollback.yml", "-l", LIMIT)
     assert run.returncode == 0, run.stdout[-4000:]
     assert run.stdout.count("; verified.") == 3
     for host in SAME_KEY:
-        assert current_key(host) == STATE["old_key"]
+        assert current_key(host) == keys["old"]
         assert vllm_version(host) == "0.29.0+empty"
-    assert all(c["failed"] == 0 for c in recap(run.stdout).values())
+    assert run.stats and all(c["failed"] == 0 for c in run.stats.values()), run.stats
 
 
 def test_rollback_to_a_named_key_goes_forward_again_and_back(tmp_path):
-    run = playbook("rollback.yml", "-l", "vllm-fleet-f1", vllm_source_rollback_to=STATE["new_key"])
+    keys = at_stage("rolled back")
+    run = playbook("rollback.yml", "-l", "vllm-fleet-f1", vllm_source_rollback_to=keys["new"])
     assert run.returncode == 0, run.stdout[-4000:]
-    assert current_key("vllm-fleet-f1") == STATE["new_key"]
+    assert current_key("vllm-fleet-f1") == keys["new"]
     run = playbook("rollback.yml", "-l", "vllm-fleet-f1", vllm_source_rollback_to="nosuchkey")
     assert run.returncode != 0 and "Set vllm_source_rollback_to to one of them" in run.stdout
-    assert current_key("vllm-fleet-f1") == STATE["new_key"]
+    assert current_key("vllm-fleet-f1") == keys["new"]
     run = playbook("rollback.yml", "-l", "vllm-fleet-f1")
-    assert run.returncode == 0 and current_key("vllm-fleet-f1") == STATE["old_key"]
+    assert run.returncode == 0 and current_key("vllm-fleet-f1") == keys["old"]
 
 
 # --- a failing first batch ------------------------------------------------------------
@@ -207,14 +250,15 @@ def test_a_failing_first_batch_leaves_the_later_batches_untouched(tmp_path):
             }
         )
     )
+    keys = at_stage("rolled back")
     before = {h: tree(h) for h in SAME_KEY}
     run = playbook("vllm_source.yml", "-l", LIMIT, inventory=inventory, vllm_source_serial=1)
     assert run.returncode != 0
     assert "Tag 'v9.9.9' does not exist" in run.stdout
-    assert set(recap(run.stdout)) == {"vllm-fleet-f1"}, "only the first batch may have run"
+    assert set(run.stats) == {"vllm-fleet-f1"}, "only the first batch may have run"
     for host in SAME_KEY:
         assert tree(host) == before[host], f"{host} changed"
-        assert current_key(host) == STATE["old_key"]
+        assert current_key(host) == keys["old"]
     record(
         "fault",
         "a bad tag in the first batch of a rolling run",

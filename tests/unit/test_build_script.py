@@ -1,0 +1,357 @@
+"""The build script the role renders writes the log that vllm_fleet_buildlog reads.
+
+The template is rendered as the role's template task does (Ansible's templating, trim_blocks,
+the role's defaults and vars, the facts the role sets before it), then run for real with a
+stand-in for the venv's python whose `-m pip wheel` plays a short build: the log it leaves is
+read back with read_log(), field by field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Dict, List, Set, Tuple
+
+import jinja2
+import jinja2.meta
+import yaml
+from ansible.module_utils.vllm_fleet_buildlog import (
+    BLOCK_BEGIN,
+    BLOCK_END,
+    MODE_ENV,
+    STARTED_FORMAT,
+    parse_line,
+    read_log,
+    shell_functions,
+    summary,
+)
+from ansible.module_utils.vllm_fleet_cuda import Toolkit, not_found_facts, toolkit_facts
+from ansible.module_utils.vllm_fleet_plan import build_plan
+from ansible.module_utils.vllm_fleet_release import release_dir
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE = ROOT / "roles" / "vllm_source"
+TEMPLATE = ROLE / "templates" / "build-vllm.sh.j2"
+KEY = "1f2e3d4c5b6a7980"
+WHEEL = "vllm-0.30.0-cp311-cp311-linux_x86_64.whl"
+
+# What the fake `pip wheel` does, step by step: ("out"|"err", line), ("sleep", s), ("exit", rc).
+Play = List[Tuple[str, Any]]
+CUDA_BUILD: Play = [
+    ("out", "Processing /opt/vllm/extern/vllm"),
+    ("err", "  -- The CXX compiler identification is GNU 13.3.0"),
+    ("out", "  [1/3] Building CXX object CMakeFiles/_C.dir/csrc/cache_kernels.cpp.o"),
+    ("sleep", 0.25),
+    ("out", "  [2/3] Building CUDA object CMakeFiles/_C.dir/csrc/attention/a.cu.o"),
+    ("sleep", 0.25),
+    ("out", "  [3/3] Building CUDA object CMakeFiles/_C.dir/csrc/quantization/b.cu.o"),
+    ("out", "Successfully built vllm"),
+]
+FAILING_BUILD: Play = [
+    *CUDA_BUILD[:4],
+    ("err", "  error: nvcc died with signal 9"),
+    ("exit", 1),
+]
+
+FAKE_PYTHON = """\
+#!{python}
+# The venv's python, faked: `python -m pip wheel` plays a build; anything else (the build
+# script's stamp_lines) runs the real Python.
+import json, os, sys, time
+if sys.argv[1:4] != ["-m", "pip", "wheel"]:
+    os.execv(sys.executable, [sys.executable, *sys.argv[1:]])
+with open({seen!r}, "w") as seen:
+    json.dump({{"argv": sys.argv[1:], "cwd": os.getcwd(), "env": dict(os.environ)}}, seen)
+for action, value in {play!r}:
+    if action == "sleep":
+        time.sleep(value)
+    elif action == "exit":
+        sys.exit(value)
+    else:
+        print(value, file=sys.stderr if action == "err" else sys.stdout, flush=True)
+wheel_dir = sys.argv[sys.argv.index("--wheel-dir") + 1]
+open(os.path.join(wheel_dir, {wheel!r}), "w").close()
+"""
+
+
+# The environment the script runs in: the test's own, less what the script exports.
+ENV = {name: value for name, value in os.environ.items() if name not in MODE_ENV}
+
+
+def plan(target_device: str = "cuda") -> Dict[str, Any]:
+    """The vllm_build_plan result for a 4-CPU host with one H200."""
+    result, _ = build_plan(
+        target_device=target_device,
+        compute_capabilities=["9.0"] if target_device == "cuda" else [],
+        driver_cuda_version="13.0",
+        toolkit_cuda_version="13.0",
+        torch_variant="auto",
+        torch_variants_available=["cu130", "cu128", "cu126"],
+        cuda_arch_list="",
+        max_jobs=0,
+        nvcc_threads=1,
+        mem_per_job_gb=4.0,
+        cpu_count=4,
+        mem_total_mb=65536,
+    )
+    return result
+
+
+def role_facts(prefix: Path, **overrides: Any) -> Dict[str, Any]:
+    """The facts the role has set when its template task writes the build script."""
+    facts: Dict[str, Any] = {
+        "ansible_managed": "Ansible managed",
+        "vllm_source_prefix": str(prefix),
+        "__vllm_source_build_key": KEY,
+        # What vllm_build_key returns (module_utils/vllm_fleet_release.py's layout).
+        "__vllm_source_release_dir": release_dir(str(prefix), KEY),
+        "__vllm_source_plan": plan(),
+        "__vllm_source_toolkit": not_found_facts(),
+        # The registered result of the skipped vllm_deps_check task.
+        "__vllm_source_reg_deps": {"changed": False, "skipped": True},
+        "__vllm_source_python_parent_site": [],
+    }
+    facts.update(overrides)
+    return facts
+
+
+# Ansible's templating runs in a child process: importing the controller's code here would
+# make ansible.module_utils send the warnings of the module tests that follow to Display.
+RENDER = """\
+import json, sys
+from ansible.parsing.dataloader import DataLoader
+from ansible.template import Templar, trust_as_template
+role, template, facts = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+loader = DataLoader()
+variables = {}
+for part in ("defaults", "vars"):
+    variables.update(loader.load_from_file(f"{role}/{part}/main.yml", trusted_as_template=True))
+templar = Templar(loader=loader, variables={**variables, **facts})
+source = trust_as_template(loader.get_text_file_contents(template))
+# The template task's defaults: trim_blocks on, backslashes kept.
+overrides = {"trim_blocks": True}
+sys.stdout.write(templar.template(source, escape_backslashes=False, overrides=overrides))
+"""
+
+
+def render(facts: Dict[str, Any]) -> str:
+    """The build script, templated as the role's `ansible.builtin.template` task does."""
+    done = subprocess.run(
+        [sys.executable, "-c", RENDER, str(ROLE), str(TEMPLATE)],
+        input=json.dumps(facts), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def role_variable_names() -> Set[str]:
+    names: Set[str] = set()
+    for part in ("defaults", "vars"):
+        names |= set(yaml.safe_load((ROLE / part / "main.yml").read_text(encoding="utf-8")))
+    return names
+
+
+@dataclass
+class Build:
+    rc: int
+    stdout: str
+    stderr: str
+    log: Path
+    wheel_dir: Path
+    seen: Dict[str, Any]  # what `pip wheel` ran with: argv, cwd, env
+    started_between: Tuple[datetime, datetime]
+    wall_s: float
+
+
+def run_build(tmp_path: Path, play: Play, **overrides: Any) -> Build:
+    """Render the script, make the directories the role makes, and run it as the role does."""
+    prefix = tmp_path / "opt-vllm"
+    for sub in ("extern/vllm", "logs", "wheels", "bin", f"releases/{KEY}/venv/bin"):
+        (prefix / sub).mkdir(parents=True)
+    seen = tmp_path / "pip-saw.json"
+    python = prefix / "releases" / KEY / "venv" / "bin" / "python"
+    python.write_text(
+        FAKE_PYTHON.format(python=sys.executable, seen=str(seen), play=play, wheel=WHEEL)
+    )
+    python.chmod(0o755)
+    script = prefix / "bin" / "build-vllm.sh"
+    text = render(role_facts(prefix, **overrides))
+    assert shell_functions() in text and "{{" not in text  # Jinja kept the generated block
+    script.write_text(text)
+    script.chmod(0o750)
+    checked = subprocess.run(["bash", "-n", str(script)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    before = datetime.now(timezone.utc).replace(microsecond=0)
+    start = time.monotonic()
+    done = subprocess.run([str(script), KEY], env=ENV, capture_output=True, text=True, timeout=60)
+    wall = time.monotonic() - start
+    after = datetime.now(timezone.utc)
+    return Build(
+        rc=done.returncode,
+        stdout=done.stdout,
+        stderr=done.stderr,
+        log=prefix / "logs" / f"build-{KEY}.log",
+        wheel_dir=prefix / "wheels" / KEY,
+        seen=json.loads(seen.read_text()) if seen.exists() else {},
+        started_between=(before, after),
+        wall_s=wall,
+    )
+
+
+def nproc() -> int:
+    """The CPUs the build script's `nproc` counts (it reads OMP_NUM_THREADS too)."""
+    return int(subprocess.run(["nproc"], env=ENV, capture_output=True, text=True).stdout)
+
+
+# --- the format has one definition -------------------------------------------------------
+
+
+def test_the_template_carries_the_generated_log_functions() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    block = shell_functions()
+    assert text.count(block) == 1, (
+        f"{TEMPLATE.relative_to(ROOT)} must hold, once and unchanged, the block that "
+        "vllm_fleet_buildlog.shell_functions() generates: replace the lines from "
+        f"{BLOCK_BEGIN!r} to {BLOCK_END!r} with\n{block}"
+    )
+
+
+def test_the_template_spells_no_log_line_outside_the_block() -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    outside = text.replace(shell_functions(), "")
+    spelled = [
+        line
+        for line in outside.splitlines()
+        if not line.lstrip().startswith("#") and re.search(r"\b(echo|printf)\b.*==|\[\+", line)
+    ]
+    assert not spelled, "write the log's own lines with the log_* functions: " + repr(spelled)
+
+
+def test_the_test_sets_every_variable_the_template_reads(tmp_path: Path) -> None:
+    text = TEMPLATE.read_text(encoding="utf-8")
+    env = jinja2.Environment()
+    env.filters.update({name: str for name in re.findall(r"\|\s*(\w+)", text)})  # Ansible's
+    names = jinja2.meta.find_undeclared_variables(env.parse(text))
+    missing = names - role_variable_names() - set(role_facts(tmp_path))
+    assert not missing, f"role_facts() lacks what the role sets before the template: {missing}"
+
+
+# --- the rendered script -----------------------------------------------------------------
+
+
+def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
+    build = run_build(tmp_path, CUDA_BUILD)
+    assert build.rc == 0, build.stderr
+    wheel = build.wheel_dir / WHEEL
+    assert build.stdout.splitlines()[-1] == str(wheel)  # the role's vllm_source_wheel
+    assert wheel.is_file() and not build.wheel_dir.with_suffix(".partial").exists()
+
+    lines = build.log.read_text().splitlines(keepends=True)
+    assert all(parse_line(line)[0] is not None for line in lines)  # every line is stamped
+    facts = read_log(lines)
+    expected_plan = plan()
+    steps = facts.pop("steps")
+    started = datetime.strptime(facts.pop("started"), STARTED_FORMAT).replace(tzinfo=timezone.utc)
+    duration = facts.pop("duration_s")
+    last_elapsed = facts.pop("last_elapsed_s")
+    assert facts == {
+        "key": KEY,
+        "cpus": nproc(),
+        "mode": "full",
+        "env": expected_plan["env"],
+        "max_jobs_reason": expected_plan["max_jobs_reason"],
+        "cuda_objects": 2,
+        "status": "finished",
+    }
+    low, high = build.started_between
+    assert low <= started <= high + timedelta(seconds=1)
+    assert [(step, total) for _, step, total in steps] == [(1, 3), (2, 3), (3, 3)]
+    elapsed = [at for at, _, _ in steps]
+    assert elapsed == sorted(elapsed) and elapsed[2] - elapsed[0] >= 0.4  # two 0.25 s sleeps
+    assert elapsed[2] <= last_elapsed <= build.wall_s
+    assert isinstance(duration, int) and 0 <= duration <= build.wall_s + 1
+
+    figures = summary(read_log(lines))
+    assert figures["status"] == "finished"
+    assert figures["mode"] == "full"
+    assert figures["cpus"] == nproc()
+    assert figures["max_jobs"] == expected_plan["env"]["MAX_JOBS"] == "4"
+    assert figures["nvcc_threads"] == expected_plan["env"]["NVCC_THREADS"]
+    assert figures["arch_list"] == "9.0"
+    assert figures["elapsed_s"] == float(duration)
+    assert (figures["steps_done"], figures["steps_total"]) == (3, 3)
+    assert figures["cuda_objects_compiled"] == 2
+
+    text = build.log.read_text()
+    assert "-- The CXX compiler identification is GNU 13.3.0" in text  # stderr is logged too
+    assert "Successfully built vllm" in text
+    assert build.seen["cwd"] == str(tmp_path / "opt-vllm" / "extern" / "vllm")
+    assert "--wheel-dir" in build.seen["argv"]
+    for name, value in expected_plan["env"].items():
+        assert build.seen["env"][name] == value
+
+
+def test_a_failed_build_logs_its_failure(tmp_path: Path) -> None:
+    build = run_build(tmp_path, FAILING_BUILD)
+    assert build.rc == 1
+    assert build.stdout == ""
+    assert build.stderr.startswith(f"build failed, see {build.log}:\n")
+    assert "error: nvcc died with signal 9" in build.stderr
+    assert not build.wheel_dir.exists()
+    facts = read_log(build.log.read_text().splitlines())
+    assert facts["status"] == "failed"
+    assert facts["key"] == KEY
+    assert isinstance(facts["duration_s"], int)
+    assert [(step, total) for _, step, total in facts["steps"]] == [(1, 3)]
+    assert build.stderr.rstrip().endswith(
+        f"== vllm_source build {KEY} FAILED after {facts['duration_s']} s"
+    )
+    assert summary(facts)["status"] == "failed"
+
+
+def test_a_build_without_cuda_kernels_logs_an_empty_arch_list(tmp_path: Path) -> None:
+    build = run_build(tmp_path, CUDA_BUILD[:1], __vllm_source_plan=plan("empty"))
+    assert build.rc == 0, build.stderr
+    facts = read_log(build.log.read_text().splitlines())
+    assert facts["env"] == {**plan("empty")["env"], "TORCH_CUDA_ARCH_LIST": ""}
+    assert facts["env"]["VLLM_TARGET_DEVICE"] == "empty"
+    assert "TORCH_CUDA_ARCH_LIST" not in build.seen["env"]
+    assert summary(facts)["arch_list"] == ""
+
+
+def test_a_precompiled_build_logs_its_mode_and_passes_its_environment(tmp_path: Path) -> None:
+    toolkit = toolkit_facts(
+        Toolkit(
+            str(tmp_path / "cuda-13.0"), "13.0", "13.0.88", str(tmp_path / "cuda-13.0/bin/nvcc")
+        ),
+        "13.0",
+    )
+    build = run_build(
+        tmp_path,
+        CUDA_BUILD[:1],
+        vllm_source_build_mode="precompiled",
+        vllm_source_precompiled_wheel="/srv/wheels/vllm 0.30.0.whl",
+        vllm_source_build_env={"CMAKE_ARGS": "-DX=1 -DY=2"},
+        __vllm_source_toolkit=toolkit,
+        __vllm_source_reg_deps={"vllm_deps": {"env": {"CUTLASS_SRC_DIR": "/srv/deps/cut lass"}}},
+    )
+    assert build.rc == 0, build.stderr
+    facts = read_log(build.log.read_text().splitlines())
+    assert (facts["mode"], facts["status"]) == ("precompiled", "finished")
+    env = build.seen["env"]
+    assert env["VLLM_USE_PRECOMPILED"] == "1"
+    assert env["VLLM_PRECOMPILED_WHEEL_LOCATION"] == "/srv/wheels/vllm 0.30.0.whl"
+    assert env["CMAKE_ARGS"] == "-DX=1 -DY=2"
+    assert env["CUTLASS_SRC_DIR"] == "/srv/deps/cut lass"
+    assert env["CUDA_HOME"] == toolkit["home"]
+    assert env["PATH"].split(os.pathsep)[:2] == [
+        str(tmp_path / "opt-vllm" / "releases" / KEY / "venv" / "bin"),
+        f"{toolkit['home']}/bin",
+    ]
