@@ -6,12 +6,12 @@ replacement expression with ansible's Templar, the filter loaded from filter_plu
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import pytest
+from controller_side import controller_side
 
 ROOT = Path(__file__).resolve().parents[2]
 PLUGIN = ROOT / "filter_plugins" / "git_insteadof_args.py"
@@ -35,23 +35,6 @@ MAPS: List[Dict[str, Any]] = [
         "git@github.com:": "https://git.example/gh/",
     },
 ]
-
-
-@contextlib.contextmanager
-def controller_side() -> Iterator[None]:
-    """Ansible's controller code (the Templar, the plugin) inside the block only. Importing it
-    marks the whole process as the controller, after which a module's warnings go to the
-    display, not to its result, and the module tests of the run would miss them."""
-    from ansible.module_utils import _internal
-
-    before = _internal.is_controller
-    import ansible.template  # noqa: F401  (the import marks the process)
-
-    _internal.is_controller = True
-    try:
-        yield
-    finally:
-        _internal.is_controller = before
 
 
 def load_plugin() -> Any:
