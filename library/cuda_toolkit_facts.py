@@ -85,7 +85,7 @@ EXAMPLES = r"""
   cuda_toolkit_facts:
     cuda_home: "{{ vllm_source_cuda_home }}"
     policy: "{{ vllm_source_cuda_policy }}"
-    driver_cuda_version: "{{ vllm_source_driver.nvidia_driver.cuda_max_version }}"
+    driver_cuda_version: "{{ __vllm_source_driver.nvidia_driver.cuda_max_version }}"
   register: vllm_source_cuda
 
 - name: Build with the toolkit that was found.

@@ -72,11 +72,11 @@ EXAMPLES = r"""
   nvidia_driver_facts:
     nvidia_smi: "{{ vllm_source_nvidia_smi }}"
     require_gpu: "{{ vllm_source_require_gpu }}"
-  register: vllm_source_driver
+  register: __vllm_source_driver
 
 - name: Show the compute capabilities to build for.
   ansible.builtin.debug:
-    msg: "{{ vllm_source_driver.nvidia_driver.compute_capabilities | join(';') }}"
+    msg: "{{ __vllm_source_driver.nvidia_driver.compute_capabilities | join(';') }}"
 """
 
 RETURN = r"""

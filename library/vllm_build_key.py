@@ -39,7 +39,7 @@ options:
     type: str
     required: true
   commit:
-    description: The commit the tag resolved to (vllm_source_resolved_commit).
+    description: The commit the tag resolved to (__vllm_source_resolved_commit).
     type: str
     required: true
   target_device:
@@ -48,23 +48,23 @@ options:
     choices: [cuda, empty]
     required: true
   torch_pin:
-    description: The torch version the tag pins (vllm_source_pins.torch_pin), such as C(2.9.0).
+    description: The torch version the tag pins (__vllm_source_pins.torch_pin), such as C(2.9.0).
     type: str
     required: true
   torch_variant:
-    description: The planned PyTorch variant (vllm_source_plan.torch_variant), such as C(cu128).
+    description: The planned PyTorch variant (__vllm_source_plan.torch_variant), such as C(cu128).
     type: str
     required: true
   cuda_version:
-    description: The CUDA toolkit's version (vllm_source_toolkit.version); for cuda only.
+    description: The CUDA toolkit's version (__vllm_source_toolkit.version); for cuda only.
     type: str
     default: ""
   arch_list:
-    description: The planned TORCH_CUDA_ARCH_LIST (vllm_source_plan.arch_list); for cuda only.
+    description: The planned TORCH_CUDA_ARCH_LIST (__vllm_source_plan.arch_list); for cuda only.
     type: str
     default: ""
   python_version:
-    description: The venv Python's version (vllm_source_python_version); its ABI (cp312) counts.
+    description: The venv Python's version (__vllm_source_python_version); its ABI (cp312) counts.
     type: str
     required: true
   distribution:
@@ -112,7 +112,7 @@ EXAMPLES = r"""
     architecture: x86_64
     build_mode: full
     build_env: {}
-  register: vllm_source_reg_key
+  register: __vllm_source_reg_key
 """
 
 RETURN = r"""

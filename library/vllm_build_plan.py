@@ -124,7 +124,7 @@ EXAMPLES = r"""
     driver_cuda_version: "{{ nvidia_driver.cuda_max_version }}"
     toolkit_cuda_version: "12.8"
     max_jobs: 0
-  register: vllm_source_reg_plan
+  register: __vllm_source_reg_plan
 """
 
 RETURN = r"""

@@ -60,15 +60,15 @@ author: vllm-fleet
 EXAMPLES = r"""
 - name: Check the staged sources before building offline.
   vllm_deps_check:
-    pins: "{{ vllm_source_pins.fetchcontent }}"
+    pins: "{{ __vllm_source_pins.fetchcontent }}"
     deps_dir: /srv/vllm-deps/v0.30.0
     build_env: "{{ vllm_source_build_env }}"
-  register: vllm_source_reg_deps
+  register: __vllm_source_reg_deps
 
 - name: Build with the staged sources.
   ansible.builtin.command:
     argv: [pip, install, --no-build-isolation, .]
-  environment: "{{ vllm_source_build_env | combine(vllm_source_reg_deps.vllm_deps.env) }}"
+  environment: "{{ vllm_source_build_env | combine(__vllm_source_reg_deps.vllm_deps.env) }}"
   changed_when: true
 """
 

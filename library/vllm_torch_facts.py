@@ -24,11 +24,11 @@ options:
     type: path
     required: true
   torch_pin:
-    description: The torch version the tag pins (vllm_source_pins.torch_pin), such as C(2.9.0).
+    description: The torch version the tag pins (__vllm_source_pins.torch_pin), such as C(2.9.0).
     type: str
     required: true
   torch_variant:
-    description: The planned PyTorch variant (vllm_source_plan.torch_variant), C(cpu) or C(cu128).
+    description: The planned PyTorch variant (__vllm_source_plan.torch_variant), C(cpu) or C(cu128).
     type: str
     required: true
 author: vllm-fleet
@@ -42,7 +42,7 @@ EXAMPLES = r"""
     torch_variant: cu128
   become: true
   become_user: vllm
-  register: vllm_source_reg_torch
+  register: __vllm_source_reg_torch
 """
 
 RETURN = r"""

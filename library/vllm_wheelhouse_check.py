@@ -32,11 +32,11 @@ options:
     type: str
     default: ""
   torch_pin:
-    description: The torch version the tag pins (vllm_source_pins.torch_pin), such as C(2.9.0).
+    description: The torch version the tag pins (__vllm_source_pins.torch_pin), such as C(2.9.0).
     type: str
     required: true
   torch_variant:
-    description: The planned PyTorch variant (vllm_source_plan.torch_variant), such as C(cu128).
+    description: The planned PyTorch variant (__vllm_source_plan.torch_variant), such as C(cu128).
     type: str
     required: true
   vllm_version:
