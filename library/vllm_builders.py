@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from typing import Any, Dict, List
+
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_fleet import cached_wheel, plan_builds
+from ansible.module_utils.vllm_fleet_fleet import cached_wheel, describe_discarded, plan_builds
 
 DOCUMENTATION = r"""
 ---
@@ -16,8 +18,16 @@ description:
     artifact cache already holds is built by nobody; every other key by one host - the first
     with that key in the inventory group vllm_builders, else the first of the play with it.
     Without build once, every host that needs its release builds its own wheel.
+  - A key counts as cached only when its wheel can be trusted, so when its C(.sha256) records a
+    sha256, the wheel is a zip with a C(.dist-info/WHEEL), and its sha256 is the recorded
+    one (hashed once per file; the verdict is kept in C(<wheel>.verified) and reused while
+    the recorded sha256 and the wheel's inode, size, mtime and ctime are unchanged).
+  - A cached wheel that cannot be trusted (bytes changed, truncated, no or a bad
+    C(.sha256), not a zip) is renamed with its C(.sha256) to C(<name>.corrupt-<UTC time>),
+    listed in C(discarded) and warned about, and its key is built again. That rename is the
+    only change it makes (none in check mode, which lists what it would move).
   - Reads the artifact cache, so it runs on the controller, once for the batch
-    (C(delegate_to=localhost), C(run_once)). Changes nothing.
+    (C(delegate_to=localhost), C(run_once)).
 options:
   hosts:
     description: Names of the batch's hosts, in play order.
@@ -74,9 +84,18 @@ builds:
   elements: str
   returned: always
 cached:
-  description: The keys of the batch whose wheel the artifact cache already holds.
+  description: The keys of the batch whose wheel the artifact cache already holds, checked.
   type: list
   elements: str
+  returned: always
+discarded:
+  description: >-
+    The cached wheels of the batch's keys that could not be trusted and were moved aside (in
+    check mode: would be), so their keys are built: each with C(key), C(wheel) (its path
+    before), C(reason) and C(moved_to) (the new paths of the wheel and its C(.sha256); empty
+    in check mode or when the rename failed).
+  type: list
+  elements: dict
   returned: always
 """
 
@@ -104,9 +123,23 @@ def main() -> None:
         for n, k, i in zip(p["hosts"], p["keys"], p["needs_install"])
     ]
     keys = sorted({h["key"] for h in hosts if h["key"] and h["needs_install"]})
-    cached = [k for k in keys if p["build_once"] and cached_wheel(p["artifact_cache"], k)]
+    cached: List[str] = []
+    discarded: List[Dict[str, Any]] = []
+    for key in keys if p["build_once"] else []:
+        found, bad = cached_wheel(p["artifact_cache"], key, dry_run=module.check_mode)
+        discarded += bad
+        if found:
+            cached.append(key)
+    for item in discarded:
+        module.warn(describe_discarded(item))
     builders, builds = plan_builds(hosts, p["builders_group"], cached, p["build_once"])
-    module.exit_json(changed=False, builders=builders, builds=builds, cached=cached)
+    module.exit_json(
+        changed=bool(discarded),
+        builders=builders,
+        builds=builds,
+        cached=cached,
+        discarded=discarded,
+    )
 
 
 if __name__ == "__main__":

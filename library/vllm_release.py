@@ -15,10 +15,13 @@ from ansible.module_utils.vllm_fleet_fleet import (
     releases_to_prune,
 )
 from ansible.module_utils.vllm_fleet_release import (
+    INTEGRITY_MODES,
     RELEASES_DIR,
+    check_venv,
     read_stamp,
     release_dir,
     stamp_path,
+    venv_dir,
 )
 
 DOCUMENTATION = r"""
@@ -29,7 +32,16 @@ description:
   - A prefix holds C(releases/<key>/) (each with its own venv and wheel) and the symlink
     C(current) -> C(releases/<key>). A release is verified when its stamp file exists (the
     role writes it only after vllm_verify and, with the smoke test on, vllm_smoke passed).
-  - C(state=info) changes nothing and reports the releases, current and previous.
+  - C(state=info) changes nothing and reports the releases, current and previous, and of
+    release C(key) (or of current) its directory, its stamp and whether its venv is damaged.
+    Every file that a C(*.dist-info/RECORD) of its site-packages lists must exist with its
+    recorded size (C(integrity=size), the default, which also hashes the files of vllm's own
+    distribution), or also with its recorded sha256 (C(integrity=hash), every file hashed).
+    Entries without a hash (the RECORD itself, compiled C(.pyc)) are skipped as pip does; a
+    file several distributions install is sound when it matches any of their entries. The
+    venv must also hold a vllm distribution, C(pyvenv.cfg) and C(bin/python). Only a
+    verified release (one with a stamp) is checked, any other has to be installed anyway.
+    A release with C(damaged_count) above 0 needs reinstalling.
   - C(state=current) points C(current) at C(releases/<key>) atomically (a new symlink renamed
     over the old one) and refuses a release that is not verified.
   - C(state=pruned) deletes every release but current and the C(keep) newest verified ones.
@@ -56,6 +68,15 @@ options:
     description: Verified releases to keep besides current (vllm_source_keep_releases).
     type: int
     default: 2
+  integrity:
+    description: >-
+      How state=info checks the venv of release C(key) (or of current) against its RECORD
+      files: C(size) (every file's existence and size, and the sha256 of vllm's own files),
+      C(hash) (every file's sha256 too; slow on a venv with torch), or C(none) (no check, for
+      a task that only reads the stamp).
+    type: str
+    choices: [none, size, hash]
+    default: size
 author: vllm-fleet
 """
 
@@ -102,6 +123,36 @@ stamp:
     The stamp of release C(key), or of current when C(key) is empty (state=info): its key, build
     inputs, pins, wheel and vLLM version; empty when that release has no readable stamp.
   type: dict
+  returned: when state is info
+damaged:
+  description: >-
+    The first 20 files of release C(key) (or of current) that are not as pip installed them,
+    each with C(path) (absolute), C(problem) - C(missing), C(size) (another size than its
+    RECORD's), C(hash) (another sha256) or C(unreadable) - and C(distribution) (the normalized
+    name of the distribution whose RECORD lists it; absent for C(pyvenv.cfg) and
+    C(bin/python)). Empty when the release named is not verified, or with integrity=none.
+  type: list
+  elements: dict
+  returned: when state is info
+damaged_count:
+  description: >-
+    How many files of that release are damaged, all of them (C(damaged) shows 20). Above 0
+    means the release needs reinstalling.
+  type: int
+  returned: when state is info
+damaged_distributions:
+  description: >-
+    C(name==version) of each distribution with a damaged file (its name alone when its
+    dist-info names no version), sorted; what C(pip install --force-reinstall --no-deps)
+    needs, besides the release's own vllm wheel.
+  type: list
+  elements: str
+  returned: when state is info
+integrity:
+  description: >-
+    The check state=info ran on the release (C(none), C(size) or C(hash)); empty when the
+    release named is not verified (has no stamp) or none is, and so was not checked.
+  type: str
   returned: when state is info
 discarded:
   description: Whether the partial release C(key) was deleted (state=discarded).
@@ -211,6 +262,7 @@ def main() -> None:
             },
             "key": {"type": "str", "default": ""},
             "keep": {"type": "int", "default": 2},
+            "integrity": {"type": "str", "choices": list(INTEGRITY_MODES), "default": "size"},
         },
         supports_check_mode=True,
     )
@@ -224,19 +276,25 @@ def main() -> None:
         discard(module, releases, current)
     module.exit_json(
         changed=False,
-        **info(module.params["prefix"], module.params["key"] or current),
+        **info(
+            module.params["prefix"], module.params["key"] or current, module.params["integrity"]
+        ),
         **report(releases, current),
     )
 
 
-def info(prefix: str, key: str) -> dict:
-    """The directory and the stamp of one release: what the role reads instead of spelling paths."""
-    if not key:
-        return {"release_dir": "", "stamp": {}}
-    stamp, _ = read_stamp(stamp_path(prefix, key))
+def info(prefix: str, key: str, integrity: str = "size") -> dict:
+    """The directory, the stamp and the damage of one release: what the role reads instead of
+    spelling paths. Only a verified release (one with a stamp) is checked: any other still
+    has to be installed anyway."""
+    stamp, _ = read_stamp(stamp_path(prefix, key)) if key else (None, "")
+    verified = bool(key) and os.path.isfile(stamp_path(prefix, key))
+    mode = integrity if verified else "none"
     return {
-        "release_dir": release_dir(prefix, key),
+        "release_dir": release_dir(prefix, key) if key else "",
         "stamp": stamp if isinstance(stamp, dict) else {},
+        "integrity": mode if verified else "",
+        **check_venv(venv_dir(prefix, key) if key else "", mode, require=["vllm"]),
     }
 
 

@@ -23,6 +23,14 @@ description:
     C(modelopt) and C(modelopt_fp4) are registered and resolve to config classes, whether the
     compiled kernels (C(vllm._C)) import, and how vLLM's own config code classifies each
     checkpoint directory.
+  - For each checkpoint that resolves to a quantization method, builds its quantization config
+    the way the engine does at start, up to the weights (C(VllmConfig.get_quantization_config)
+    with a default C(LoadConfig), which runs the method's C(from_config), the GPU capability
+    check where the platform reports a GPU, the activation dtype check and
+    C(maybe_update_config)). A
+    checkpoint vLLM refuses there (for example NVFP4 in C(hf_quant_config.json) without
+    C(group_size)) fails the task with vLLM's reason and the fix, although its method name
+    resolves.
   - Catches the legacy C(hf_quant_config.json) without C(producer) trap, which vLLM 0.22 and
     later load silently UNQUANTIZED and which vLLM 0.10.1 rejects.
   - vLLM is imported only in a child process of that interpreter (C(python -I)), never when the
@@ -44,7 +52,8 @@ options:
   checkpoints:
     description:
       - Checkpoint directories that must resolve to a ModelOpt quantization method through
-        C(vllm.config.ModelConfig) (vllm_source_verify_checkpoints).
+        C(vllm.config.ModelConfig) and whose quantization config vLLM must build as the engine
+        does at start (vllm_source_verify_checkpoints). Only config files are read, no weights.
     type: list
     elements: path
     default: []
@@ -198,8 +207,33 @@ checkpoints:
       description: C(producer.name) in C(hf_quant_config.json); null when absent.
       type: str
     error:
-      description: Last line of vLLM's error for this checkpoint, or null.
+      description: >-
+        Last line of vLLM's error when C(ModelConfig) classifies this checkpoint, or null.
       type: str
+    load_error:
+      description: >-
+        Last line of vLLM's error when it builds this checkpoint's quantization config as the
+        engine does at start (C(VllmConfig.get_quantization_config)), e.g.
+        C(ValueError: NVFP4 quantization requires the following fields in hf_quant_config.json:
+        ['group_size']); null when it builds it or the checkpoint is not quantized.
+      type: str
+    quant_config:
+      description: >-
+        Class of the quantization config vLLM built, e.g. C(ModelOptNvFp4Config); null when
+        none was built.
+      type: str
+    min_capability:
+      description: >-
+        C(get_min_capability()) of the built quantization config, as a compute capability such as
+        C(7.5); the GPU check uses it before the method's registry value. Null when none was built.
+      type: str
+    exclude_modules:
+      description: >-
+        The layers the built quantization config leaves unquantized (its C(exclude_modules),
+        from C(exclude_modules) in C(hf_quant_config.json) or C(ignore) in C(config.json));
+        null when none was built or the config has no such list.
+      type: list
+      elements: str
 min_capabilities:
   description: The lowest compute capability each ModelOpt method runs on in this vLLM, e.g. C(8.9).
   type: dict

@@ -3,7 +3,9 @@
 From the probe's report (vllm_fleet_probe) and the checkpoints' own config files: the
 ModelOpt methods in vLLM's registry, how vLLM classified each checkpoint (catching the legacy
 hf_quant_config.json without a modelopt producer, which vLLM 0.22+ loads silently
-UNQUANTIZED), and each method's minimum compute capability and FP8 kernels against the GPUs.
+UNQUANTIZED), whether vLLM builds the checkpoint's quantization config as the engine does at
+start (a method name alone is not a loadable checkpoint), and each method's minimum compute
+capability and FP8 kernels against the GPUs.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.vllm_fleet_child import exception_line
 from ansible.module_utils.vllm_fleet_versions import capability_text, capability_value
+
+EXPORT_FIX = "re-export it with nvidia-modelopt (modelopt.torch.export.export_hf_checkpoint)"
 
 REQUIRED_MODELOPT_METHODS = ("modelopt", "modelopt_fp4")
 
@@ -93,15 +97,77 @@ def is_modelopt_method(quantization: Optional[str]) -> bool:
     return bool(quantization) and str(quantization).startswith("modelopt")
 
 
+def quantization_source(meta: Dict[str, Any]) -> str:
+    """The file whose quantization config vLLM reads: config.json's wins over
+    hf_quant_config.json."""
+    if meta["config_has_quantization_config"]:
+        return "config.json's quantization_config"
+    return "hf_quant_config.json"
+
+
+def load_fix(path: str, load_error: str, meta: Dict[str, Any]) -> str:
+    """What to do about the reason vLLM gave for refusing a checkpoint's quantization config."""
+    source = quantization_source(meta)
+    if "not supported for the current GPU" in load_error:
+        return (
+            f"Serve {path} on GPUs with at least the minimum capability vLLM names, or drop "
+            "it from vllm_source_verify_checkpoints for this host"
+        )
+    if "is not supported for quantization method" in load_error:
+        return (
+            f'Set "dtype" in {path}/config.json to one of the dtypes vLLM names, or '
+            f"{EXPORT_FIX}, or drop it from vllm_source_verify_checkpoints"
+        )
+    if "requires the following fields" in load_error:
+        block = (
+            'the "quantization" block of hf_quant_config.json'
+            if source == "hf_quant_config.json"
+            else source
+        )
+        return (
+            f"Add the fields vLLM lists to {block} in {path}, or {EXPORT_FIX}, or drop it "
+            "from vllm_source_verify_checkpoints"
+        )
+    return (
+        f"Correct {source} in {path} as vLLM's reason says, or {EXPORT_FIX}, or drop it from "
+        "vllm_source_verify_checkpoints"
+    )
+
+
+def load_problem(
+    path: str,
+    quantization: str,
+    load_error: str,
+    meta: Dict[str, Any],
+    vllm_version: str = "this",
+) -> str:
+    """The problem for a checkpoint vLLM classifies as a ModelOpt method but refuses when the
+    engine starts: building its quantization config (from_config, the capability and dtype
+    checks) raised `load_error`."""
+    return (
+        f"checkpoint {path} (listed in vllm_source_verify_checkpoints) is {quantization} to "
+        f"vLLM {vllm_version}, which refuses it when the engine builds its quantization config "
+        f"from {quantization_source(meta)}: {load_error.rstrip('.')}. "
+        f"{load_fix(path, load_error, meta)}."
+    )
+
+
 def checkpoint_problem(
     path: str,
     quantization: Optional[str],
     error: Optional[str],
     meta: Dict[str, Any],
     vllm_version: str = "this",
+    load_error: Optional[str] = None,
 ) -> Optional[str]:
-    """Return why a checkpoint does not load as ModelOpt in this vLLM, or None when it does."""
+    """Return why a checkpoint does not load as ModelOpt in this vLLM, or None when it does.
+
+    `error` is vLLM's error from classifying the checkpoint (ModelConfig), `load_error` its
+    error from building the quantization config as the engine does at start.
+    """
     if is_modelopt_method(quantization):
+        if load_error:
+            return load_problem(path, str(quantization), load_error, meta, vllm_version)
         return None
     if is_noproducer_trap(meta):
         producer = meta["hf_quant_config_producer"]
@@ -122,9 +188,17 @@ def checkpoint_problem(
             "hf_quant_config.json; or drop it from vllm_source_verify_checkpoints."
         )
     if error:
+        hint = ""
+        if meta["has_hf_quant_config"] and not meta["config_has_quantization_config"]:
+            hint = (
+                " vLLM classifies a modelopt hf_quant_config.json only by its FP8 and NVFP4 "
+                "quant_algo values; other algorithms (MXFP8, MIXED_PRECISION) must be in "
+                f"config.json's quantization_config: {EXPORT_FIX} (nvidia-modelopt 0.31+ "
+                "writes config.json's quantization_config)."
+            )
         return (
-            f"checkpoint {path}: vLLM {vllm_version} cannot read its config: {error}. Fix the "
-            "checkpoint or drop it from vllm_source_verify_checkpoints."
+            f"checkpoint {path}: vLLM {vllm_version} cannot read its config: {error}.{hint} "
+            "Fix the checkpoint or drop it from vllm_source_verify_checkpoints."
         )
     if not meta["has_hf_quant_config"] and not meta["config_has_quantization_config"]:
         found = (
@@ -165,13 +239,15 @@ def checkpoint_entries(
         unusable = unusable_checkpoint(path)
         if unusable:
             error, problem = unusable
-            quantization, producer = None, None
+            quantization, producer, result = None, None, {}
         else:
             meta = checkpoint_metadata(path)
             result = probed.get(path, {"quantization": None, "error": "not probed"})
             quantization, error = result.get("quantization"), result.get("error")
             producer = meta["hf_quant_config_producer"]
-            problem = checkpoint_problem(path, quantization, error, meta, vllm_version)
+            problem = checkpoint_problem(
+                path, quantization, error, meta, vllm_version, result.get("load_error")
+            )
         entries.append(
             {
                 "path": path,
@@ -179,6 +255,10 @@ def checkpoint_entries(
                 "is_modelopt": is_modelopt_method(quantization),
                 "hf_quant_config_producer": producer,
                 "error": error,
+                "load_error": result.get("load_error"),
+                "quant_config": result.get("quant_config"),
+                "min_capability": capability_text(result.get("min_capability")),
+                "exclude_modules": result.get("exclude_modules"),
             }
         )
         if problem:
@@ -193,13 +273,18 @@ def gpu_problems(
     capabilities: List[str],
     vllm_version: str = "this",
 ) -> List[str]:
-    """Why a checkpoint's method cannot run on this host's GPUs, one problem per checkpoint."""
+    """Why a checkpoint's method cannot run on this host's GPUs, one problem per checkpoint.
+
+    The minimum capability is the checkpoint's own loaded config's (entry `min_capability`)
+    when the probe built it, else the method's (`min_capability`, from the registry).
+    """
     problems: List[str] = []
     for entry in entries:
         method = entry.get("quantization")
         if not is_modelopt_method(method) or not capabilities:
             continue
-        needed = min_capability.get(method)
+        loaded = entry.get("min_capability")
+        needed = capability_value(loaded) if loaded else min_capability.get(method)
         too_old = [c for c in capabilities if needed is not None and capability_value(c) < needed]
         no_fp8 = [c for c in capabilities if method == "modelopt" and fp8_kernels.get(c) is False]
         if too_old:

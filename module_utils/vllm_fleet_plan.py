@@ -282,9 +282,12 @@ def resolve_arch_list(
     """TORCH_CUDA_ARCH_LIST for the build ("" when not building CUDA kernels).
 
     Auto ("") is the GPUs' capabilities, unique and ascending, joined by ";". An explicit
-    list must be well formed and cover every GPU the host has.
+    list must be well formed and cover every GPU the host has. A target that builds no
+    kernels ignores the list, but a malformed one is still refused (ignored_arch_list warns).
     """
     if target_device != "cuda":
+        if explicit.strip():
+            parse_arch_list(explicit, supported)
         return ""
     detected = sorted({c.strip() for c in capabilities if c and c.strip()}, key=capability_key)
     if not explicit.strip():
@@ -428,6 +431,12 @@ def build_plan(
         gpus,
         supported_archs or VLLM_CUDA_ARCHS,
     )
+    if target_device != "cuda" and cuda_arch_list.strip():
+        ignored = (
+            f"vllm_source_cuda_arch_list {cuda_arch_list!r} is ignored: vllm_source_target_device "
+            f'{target_device!r} builds no CUDA kernels (set the list to "" to silence this)'
+        )
+        warnings = [*warnings, ignored]
     jobs, reason, job_warnings = plan_max_jobs(
         max_jobs, cpu_count, mem_total_mb, mem_per_job_gb, mem_source
     )

@@ -1,8 +1,9 @@
 """The probe: the child processes that import the installed vLLM in its own venv.
 
 PROBE_SCRIPT reports vLLM's version, commit, kernels, quantization registry, the minimum
-capability of each ModelOpt method, FP8 kernel support per GPU and how vLLM's config code
-classifies each checkpoint; EXTENSIONS_SCRIPT imports every compiled extension. run_probe
+capability of each ModelOpt method, FP8 kernel support per GPU, how vLLM's config code
+classifies each checkpoint and whether the engine's start would build its quantization config
+(or refuse it, and why); EXTENSIONS_SCRIPT imports every compiled extension. run_probe
 runs both with the module's interpreter and reads their reports.
 """
 
@@ -112,21 +113,64 @@ if report["vllm_c_error"] is None and request.get("capabilities"):
     except Exception as exc:
         report["fp8_kernels_error"] = exception_line(exc)
 
+
+def model_config_of(path):
+    from vllm.config import ModelConfig
+    try:
+        return ModelConfig(model=path, skip_tokenizer_init=True)
+    except TypeError:
+        return ModelConfig(model=path, task="auto", tokenizer=path, tokenizer_mode="auto",
+                           trust_remote_code=False, dtype="auto", seed=0,
+                           skip_tokenizer_init=True)
+
+
+# What the engine does at start, up to the weights: the checkpoint's quantization config built
+# by the method's from_config, then the capability (skipped where the platform reports none),
+# dtype and maybe_update_config checks. VllmConfig.get_quantization_config where it exists,
+# else the static _get_quantization_config on a deep copy, as get_quantization_config does.
+def load_quant_config(config):
+    import copy
+    from vllm.config import LoadConfig, VllmConfig
+    load = getattr(VllmConfig, "get_quantization_config", None)
+    if load is None:
+        return VllmConfig._get_quantization_config(copy.deepcopy(config), LoadConfig())
+    return load(config, LoadConfig())
+
+
+def loaded_fields(quant_config):
+    fields = {"quant_config": type(quant_config).__name__, "min_capability": None,
+              "exclude_modules": None}
+    try:
+        fields["min_capability"] = int(quant_config.get_min_capability())
+    except Exception:
+        pass
+    exclude = getattr(quant_config, "exclude_modules", None)
+    if isinstance(exclude, (list, tuple)):
+        fields["exclude_modules"] = [str(name) for name in exclude]
+    return fields
+
+
 report["checkpoints"] = {}
 for path in request.get("checkpoints", []):
+    entry = {"quantization": None, "error": None, "load_error": None, "quant_config": None,
+             "min_capability": None, "exclude_modules": None}
+    report["checkpoints"][path] = entry
     try:
-        from vllm.config import ModelConfig
-        try:
-            config = ModelConfig(model=path, skip_tokenizer_init=True)
-        except TypeError:
-            config = ModelConfig(model=path, task="auto", tokenizer=path, tokenizer_mode="auto",
-                                 trust_remote_code=False, dtype="auto", seed=0,
-                                 skip_tokenizer_init=True)
+        config = model_config_of(path)
         quantization = getattr(config, "quantization", None)
-        report["checkpoints"][path] = {
-            "quantization": str(quantization) if quantization else None, "error": None}
     except Exception as exc:
-        report["checkpoints"][path] = {"quantization": None, "error": exception_line(exc)}
+        entry["error"] = exception_line(exc)
+        continue
+    entry["quantization"] = str(quantization) if quantization else None
+    if not quantization:
+        continue
+    try:
+        quant_config = load_quant_config(config)
+    except Exception as exc:
+        entry["load_error"] = exception_line(exc)
+        continue
+    if quant_config is not None:
+        entry.update(loaded_fields(quant_config))
 finish()
 """
 )

@@ -1,4 +1,5 @@
-"""Where a release lives under a prefix, and whether a release's stamp still fits its inputs.
+"""Where a release lives under a prefix, whether a release's stamp still fits its inputs,
+and whether its venv still holds the files pip installed (check_venv).
 
 One definition of the paths: <prefix>/releases/<key>/ holds a release, and its stamp
 <prefix>/releases/<key>/venv/vllm-source-stamp.json marks it verified (the role writes it last).
@@ -7,13 +8,21 @@ Shared by library/vllm_build_key.py, library/vllm_release.py and their unit test
 
 from __future__ import annotations
 
+import base64
+import csv
+import glob
+import hashlib
+import io
 import json
 import os
-from typing import Any, List, Mapping, Optional, Tuple
+import re
+import stat
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
 RELEASES_DIR = "releases"
-# The stamp's path inside a release directory.
-STAMP_IN_RELEASE = "venv/vllm-source-stamp.json"
+# The venv's and the stamp's paths inside a release directory.
+VENV_IN_RELEASE = "venv"
+STAMP_IN_RELEASE = VENV_IN_RELEASE + "/vllm-source-stamp.json"
 
 
 def release_dir(prefix: str, key: str) -> str:
@@ -65,3 +74,171 @@ def install_reason(stamp: Optional[Any], why_unread: str, inputs: Mapping[str, A
     if differ:
         return "the stamp records other build inputs: " + ", ".join(differ)
     return ""
+
+
+# --- integrity of a release's venv ------------------------------------------------------
+# pip records every file it installs in <site-packages>/<dist>-<version>.dist-info/RECORD as
+# "path,sha256=<urlsafe base64, no padding>,size", paths relative to site-packages (scripts:
+# ../../../bin/...). The RECORD itself and the .pyc files pip compiled have no hash or size.
+
+INTEGRITY_MODES = ("none", "size", "hash")
+# In size mode the files of these distributions are hashed as well: the wheel this role
+# builds, whose damage a same-size change would otherwise hide.
+HASHED_IN_SIZE_MODE = ("vllm",)
+# Files of a venv that no RECORD lists but without which it is no venv.
+VENV_FILES = ("pyvenv.cfg", "bin/python")
+DAMAGED_SHOWN = 20
+
+Entry = Tuple[str, str, str, Optional[int]]  # (distribution, hash algorithm, digest, size)
+
+
+def venv_dir(prefix: str, key: str) -> str:
+    """<prefix>/releases/<key>/venv: the release's venv."""
+    return os.path.join(release_dir(prefix, key), VENV_IN_RELEASE)
+
+
+def normalize_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them: vLLM, v_llm -> vllm, v-llm."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def site_packages_dirs(venv: str) -> List[str]:
+    """The venv's site-packages directories (lib64 is often a link to lib: counted once)."""
+    found: Dict[str, str] = {}
+    for lib in ("lib", "lib64"):
+        for path in sorted(glob.glob(os.path.join(glob.escape(venv), lib, "python*", ""))):
+            site = os.path.join(path, "site-packages")
+            if os.path.isdir(site):
+                found.setdefault(os.path.realpath(site), site)
+    return list(found.values())
+
+
+def dist_infos(site: str) -> List[Tuple[str, str, str]]:
+    """(dist-info directory, normalized name, version) of each distribution in site-packages."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(glob.escape(site), "*.dist-info"))):
+        stem = os.path.basename(path)[: -len(".dist-info")]
+        name, _, version = stem.partition("-")
+        found.append((path, normalize_name(name), version))
+    return found
+
+
+def parse_record(text: str) -> List[Tuple[str, str, str, Optional[int]]]:
+    """(path, hash algorithm, digest, size) of each RECORD row that has a hash.
+
+    Rows without one (the RECORD itself, the .pyc files pip compiled) are skipped, as pip
+    does; so are rows too short to name a path and a hash.
+    """
+    rows = []
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) < 2 or not row[0] or "=" not in row[1]:
+            continue
+        algorithm, _, digest = row[1].partition("=")
+        size = row[2] if len(row) > 2 else ""
+        rows.append((row[0], algorithm, digest, int(size) if size.isdigit() else None))
+    return rows
+
+
+def record_digest(path: str, algorithm: str) -> str:
+    """A file's digest as RECORD spells it: urlsafe base64 without padding."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode("ascii")
+
+
+def collect_records(
+    venv: str,
+) -> Tuple[Dict[str, List[Entry]], List[Dict[str, str]], Dict[str, str]]:
+    """({file: [its RECORD entries]}, RECORDs that are missing or unreadable, {name: version}).
+
+    A file that several distributions install (a shared namespace __init__.py) has an entry
+    from each; the file is sound when it matches any of them, since the last install wins.
+    """
+    files: Dict[str, List[Entry]] = {}
+    broken: List[Dict[str, str]] = []
+    versions: Dict[str, str] = {}
+    for site in site_packages_dirs(venv):
+        for info_dir, name, version in dist_infos(site):
+            versions[name] = version
+            record = os.path.join(info_dir, "RECORD")
+            try:
+                with open(record, encoding="utf-8") as handle:
+                    rows = parse_record(handle.read())
+            except FileNotFoundError:
+                broken.append({"path": record, "problem": "missing", "distribution": name})
+                continue
+            except (OSError, UnicodeDecodeError, ValueError, csv.Error):
+                broken.append({"path": record, "problem": "unreadable", "distribution": name})
+                continue
+            for rel, algorithm, digest, size in rows:
+                path = rel if os.path.isabs(rel) else os.path.normpath(os.path.join(site, rel))
+                files.setdefault(path, []).append((name, algorithm, digest, size))
+    return files, broken, versions
+
+
+def file_problem(path: str, entries: List[Entry], hash_it: bool) -> str:
+    """ "" when the file matches one of its RECORD entries, else missing, size, hash or
+    unreadable. Sizes are compared always, digests only with `hash_it`."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "missing"
+    except OSError:
+        return "unreadable"
+    if not stat.S_ISREG(st.st_mode):
+        return "missing"
+    sized = [e for e in entries if e[3] is None or e[3] == st.st_size]
+    if not sized:
+        return "size"
+    if not hash_it:
+        return ""
+    digests: Dict[str, str] = {}
+    for _, algorithm, digest, _ in sized:
+        try:
+            if algorithm not in digests:
+                digests[algorithm] = record_digest(path, algorithm)
+        except ValueError:  # an algorithm hashlib does not know: cannot be checked
+            return ""
+        except OSError:
+            return "unreadable"
+        if digests[algorithm] == digest:
+            return ""
+    return "hash"
+
+
+def check_venv(venv: str, mode: str = "size", require: Iterable[str] = ()) -> Dict[str, Any]:
+    """Whether a venv still holds every file pip installed into it, as its RECORDs say.
+
+    `mode` size checks that every file exists with its recorded size and hashes the files of
+    HASHED_IN_SIZE_MODE (vllm); hash hashes every file; none checks nothing. `require` names
+    distributions that must be installed (a verified release's vllm). Returns `damaged`
+    (the first DAMAGED_SHOWN of {path, problem, distribution}), `damaged_count`, and
+    `damaged_distributions` (name==version of each distribution with a damaged file).
+    """
+    damaged: List[Dict[str, str]] = []
+    versions: Dict[str, str] = {}
+    if mode != "none":
+        for rel in VENV_FILES:
+            if not os.path.exists(os.path.join(venv, rel)):
+                damaged.append({"path": os.path.join(venv, rel), "problem": "missing"})
+        files, broken, versions = collect_records(venv)
+        damaged += broken
+        for name in sorted({normalize_name(n) for n in require} - set(versions)):
+            pattern = os.path.join(venv, "lib", "python*", "site-packages", f"{name}-*.dist-info")
+            damaged.append({"path": pattern, "problem": "missing", "distribution": name})
+        hashed = {normalize_name(n) for n in HASHED_IN_SIZE_MODE}
+        for path in sorted(files):
+            entries = files[path]
+            hash_it = mode == "hash" or any(e[0] in hashed for e in entries)
+            problem = file_problem(path, entries, hash_it)
+            if problem:
+                owner = entries[-1][0]
+                damaged.append({"path": path, "problem": problem, "distribution": owner})
+    dists = sorted({d["distribution"] for d in damaged if d.get("distribution")})
+    return {
+        "damaged": damaged[:DAMAGED_SHOWN],
+        "damaged_count": len(damaged),
+        "damaged_distributions": [f"{d}=={versions[d]}" if versions.get(d) else d for d in dists],
+    }

@@ -5,6 +5,7 @@ import shutil
 import pytest
 
 from .podman_host import CACHE, FAKE_NVCC, IMAGE, ROLE_PACKAGES, PodmanHost, podman
+from .served_host import WHEELHOUSE, current_vllm, role_vars
 from .test_stage_sources import upstream  # noqa: F401  (a local upstream, for other modules too)
 
 
@@ -44,5 +45,25 @@ def prepared_host(podman_ready):
     host.sh(FAKE_NVCC)
     host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
     host.sh("mkdir -p /srv/wheelhouse-empty")  # an offline wheelhouse without torch
+    yield host
+    host.remove()
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """The served host's artifact cache, of these tests' own: a wheel another test cached for
+    the same key would spare the builds the fault tests need to hit."""
+    return tmp_path_factory.mktemp("artifacts")
+
+
+@pytest.fixture(scope="session")
+def served_host(podman_ready, tmp_path_factory, artifacts):
+    """A host whose current release is a verified vLLM v0.30.0 (shared by the checkpoint
+    shape tests, which run first, and the fault tests, which then change it)."""
+    host = PodmanHost(extra_args=WHEELHOUSE)
+    host.install(*ROLE_PACKAGES)
+    result = host.run_role(tmp_path_factory.mktemp("first"), **role_vars(artifacts))
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert current_vllm(host) == "0.30.0"
     yield host
     host.remove()

@@ -14,44 +14,16 @@ import time
 from pathlib import Path
 from typing import Dict, Optional
 
-import pytest
-
-from .podman_host import CACHE, ROLE_PACKAGES, PodmanHost
+from .podman_host import ROLE_PACKAGES, PodmanHost, podman
 from .record import message_excerpt, record
-
-PREFIX = "/opt/vllm"
-ROLE_VARS = {
-    "vllm_source_repo_url": "file:///srv/mirror/vllm.git",
-    "vllm_source_version": "v0.30.0",
-    "vllm_source_target_device": "empty",
-    "vllm_source_require_gpu": False,
-    "vllm_source_wheelhouse": "/srv/wheelhouse",
-    "vllm_source_pip_offline": True,
-    "vllm_source_min_free_gb": 1,
-    "vllm_source_lock_timeout": 5,
-}
-WHEELHOUSE = ("-v", f"{CACHE / 'wheelhouse'}:/srv/wheelhouse:ro")
-
-
-def role_vars(artifacts: Path, **overrides: object) -> Dict[str, object]:
-    """The role's variables with an artifact cache of these tests' own: a wheel another test
-    cached for the same key would spare the build these tests need to hit."""
-    return {**ROLE_VARS, "vllm_source_artifact_cache": str(artifacts), **overrides}
-
-
-def current(host: PodmanHost, prefix: str = PREFIX) -> str:
-    """The key current points at ('' when none)."""
-    return host.sh(f'basename "$(readlink {prefix}/current)"', check=False).stdout.strip()
-
-
-def current_vllm(host: PodmanHost, prefix: str = PREFIX) -> str:
-    """The version of vLLM that current's venv imports as the service user (or the error)."""
-    result = host.sh(
-        f"su -s /bin/sh vllm -c '{prefix}/current/venv/bin/python -c "
-        '"import vllm; print(vllm.__version__)"\' 2>&1',
-        check=False,
-    )
-    return result.stdout.strip().splitlines()[-1] if result.stdout.strip() else "no output"
+from .served_host import (
+    PREFIX,
+    WHEELHOUSE,
+    current,
+    current_vllm,
+    releases,
+    role_vars,
+)
 
 
 def task_changed(output: str, name: str) -> bool:
@@ -60,8 +32,9 @@ def task_changed(output: str, name: str) -> bool:
     return re.search(pattern, output) is not None
 
 
-def releases(host: PodmanHost, prefix: str = PREFIX) -> list:
-    return sorted(host.sh(f"ls {prefix}/releases 2>/dev/null || true").stdout.split())
+# Keys earlier tests of this module left on the served host, for the later ones.
+STATE: Dict[str, str] = {}
+CONNECTION_ENV = {"VLLM_FLEET_FAULT": "connection"}
 
 
 class Background:
@@ -90,23 +63,6 @@ class Background:
         self.thread.join(timeout=1800)
         assert self.result is not None, "the run did not end"
         return self.result
-
-
-@pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("artifacts")
-
-
-@pytest.fixture(scope="module")
-def served_host(podman_ready, tmp_path_factory, artifacts):
-    """A host whose current release is a verified vLLM v0.30.0."""
-    host = PodmanHost(extra_args=WHEELHOUSE)
-    host.install(*ROLE_PACKAGES)
-    result = host.run_role(tmp_path_factory.mktemp("first"), **role_vars(artifacts))
-    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    assert current_vllm(host) == "0.30.0"
-    yield host
-    host.remove()
 
 
 def test_max_jobs_choice_is_logged_with_its_reason(served_host: PodmanHost) -> None:
@@ -162,11 +118,11 @@ def test_pip_killed_mid_build_keeps_current(served_host: PodmanHost, artifacts, 
 
 def test_killed_run_is_restarted_by_the_next(served_host: PodmanHost, artifacts, tmp_path) -> None:
     """The controller dies (SIGKILL) while pip installs torch into the new release: the
-    host keeps current, and the next run, once the stale lock is removed as the message
-    says, discards the partial release, builds again and switches."""
+    host keeps current, and the next run takes the dead run's lock over (its ansible-playbook
+    is provably gone), discards the partial release, builds again and switches."""
     before = current(served_host)
     want = role_vars(artifacts, vllm_source_version="v0.29.0")
-    for name in ("killed", "blocked", "again"):
+    for name in ("killed", "again"):
         (tmp_path / name).mkdir()
     run = Background(served_host, tmp_path / "killed", **want)
     run.wait_for_process(served_host, "[p]ip install.*torch==")
@@ -178,20 +134,11 @@ def test_killed_run_is_restarted_by_the_next(served_host: PodmanHost, artifacts,
     partial = [key for key in releases(served_host) if key != before]
     assert len(partial) == 1, "the killed run left no partial release to test with"
     assert current(served_host) == before and current_vllm(served_host) == "0.30.0"
+    assert served_host.sh(f"test -e {PREFIX}/.vllm-source.lock", check=False).returncode == 0
 
-    blocked = served_host.run_role(tmp_path / "blocked", **want)
-    blocked_out = blocked.stdout + blocked.stderr
-    assert blocked.returncode != 0
-    assert f"rm {PREFIX}/.vllm-source.lock" in blocked_out, blocked_out[-3000:]
-    assert current(served_host) == before
-
-    served_host.sh(f"rm {PREFIX}/.vllm-source.lock")
-    result = served_host.run_role(tmp_path / "again", **want)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
+    output = assert_next_run_completes(served_host, tmp_path / "again", want)
     assert task_changed(output, "Discard a partial release of this key")
-    assert current(served_host) == partial[0] and current_vllm(served_host) == "0.29.0"
-    assert served_host.sh(f"test -f {PREFIX}/current/venv/vllm-source-stamp.json").returncode == 0
+    assert current(served_host) == partial[0]
     record(
         "fault",
         "controller SIGKILLed while pip installs torch",
@@ -201,11 +148,12 @@ def test_killed_run_is_restarted_by_the_next(served_host: PodmanHost, artifacts,
                 "vllm_source_version": "v0.29.0 over a current v0.30.0",
                 "kill": "ansible-playbook",
             },
-            "exit_code": result.returncode,
-            "observed": "current kept v0.30.0 (imports 0.30.0); the next run stopped at the stale "
-            "lock naming `rm` as the fix; after it, the run discarded the partial release, "
-            "rebuilt and switched current to v0.29.0 (imports 0.29.0)",
-            "message": message_excerpt(blocked_out, "is held by"),
+            "exit_code": 0,
+            "observed": "current kept v0.30.0 (imports 0.30.0) and the lock stayed; the next "
+            "run took the lock over (the holder's ansible-playbook was no longer running on "
+            "this controller), discarded the partial release, rebuilt and switched current to "
+            "v0.29.0 (imports 0.29.0)",
+            "message": message_excerpt(output, "took over"),
         },
     )
 
@@ -296,5 +244,192 @@ def test_disk_full_mid_build_cleans_the_partial_release(podman_ready, tmp_path) 
             )
             + "); lock released",
             "message": message_excerpt(output, ". failed on "),
+        },
+    )
+
+
+def assert_next_run_completes(host: PodmanHost, tmp_path: Path, want: Dict[str, object]) -> str:
+    """The run after the fault takes the stale lock over, discards what the broken run left,
+    completes and switches current to the release it asked for; returns its output."""
+    tmp_path.mkdir(exist_ok=True)
+    result = host.run_role(tmp_path, **want)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert f"took over {PREFIX}/.vllm-source.lock from run" in output, output[-4000:]
+    assert current_vllm(host) == "0.29.0"
+    assert host.sh(f"test -f {PREFIX}/current/venv/vllm-source-stamp.json").returncode == 0
+    return output
+
+
+def interrupt_the_build(host: PodmanHost, tmp_path: Path, want, cut: str, heal: str):
+    """Run the role in the background; once its pip wheel runs, `podman <cut>` the host; once
+    the run has ended, `podman <heal>` it. Returns the failed run and its output."""
+    tmp_path.mkdir()
+    run = Background(host, tmp_path, **want)
+    run.wait_for_process(host, "[p]ip wheel --no-deps")
+    podman(cut, *(["-t", "0"] if cut == "stop" else []), host.name)
+    # The controller's end of the connection dies too: its podman exec sessions (the one
+    # waiting for the build among them); later ones fail while the host is cut off.
+    subprocess.run(["pkill", "-KILL", "-f", f"podman exec .*{host.name}"], check=False)
+    try:
+        result = run.wait()
+    finally:
+        podman(heal, host.name)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    return result, output
+
+
+def test_host_restart_mid_build_keeps_current(served_host: PodmanHost, artifacts, tmp_path) -> None:
+    """The host restarts while the wheel builds: the run fails, the host serves its current
+    release once it is back, and the next run takes the dead run's lock over and completes."""
+    before, serving = current(served_host), current_vllm(served_host)
+    # Another build environment is another key: this run must build.
+    want = role_vars(artifacts, vllm_source_version="v0.29.0",
+                     vllm_source_build_env={"VLLM_FLEET_FAULT": "restart"})  # fmt: skip
+    # A reboot: the host goes down (the run loses it), then comes back with nothing running.
+    broken, _ = interrupt_the_build(served_host, tmp_path / "restarted", want, "stop", "start")
+    assert current(served_host) == before and current_vllm(served_host) == serving
+    assert served_host.sh(f"test -e {PREFIX}/.vllm-source.lock", check=False).returncode == 0
+
+    output = assert_next_run_completes(served_host, tmp_path / "next", want)
+    record(
+        "fault",
+        "host restarted mid-build",
+        "test_faults.py::test_host_restart_mid_build_keeps_current",
+        {
+            "input": {
+                "vllm_source_version": "v0.29.0 (a new key)",
+                "fault": "podman stop, then start",
+            },
+            "exit_code": broken.returncode,
+            "observed": f"the run failed (exit {broken.returncode}); current still {serving} "
+            "while the host was back up; the lock was left behind; the next run took it over "
+            "(its holder's controller process had ended), discarded the partial release, "
+            "rebuilt and switched current to 0.29.0",
+            "message": message_excerpt(output, "took over"),
+        },
+    )
+
+
+def test_connection_drop_mid_build_never_builds_twice(
+    served_host: PodmanHost, artifacts, tmp_path
+) -> None:
+    """The connection is lost during the long build (the host is frozen and the controller's
+    sessions to it killed, then it is thawed): the run fails, the build it started goes on as
+    its async job, and the next run never runs a second build of that key beside it."""
+    before, serving = current(served_host), current_vllm(served_host)
+    want = role_vars(artifacts, vllm_source_version="v0.29.0", vllm_source_build_env=CONNECTION_ENV)
+    # The host frozen, the controller's sessions to it killed: what a dropped SSH connection
+    # is to the run, while the build (an async job) goes on once the host is thawed.
+    dropped, dropped_out = interrupt_the_build(
+        served_host, tmp_path / "dropped", want, "pause", "unpause"
+    )
+    assert current(served_host) == before and current_vllm(served_host) == serving
+
+    builds_seen = []
+    stop = threading.Event()
+
+    def count_builds() -> None:
+        while not stop.is_set():
+            found = served_host.sh("pgrep -c -f '[p]ip wheel --no-deps'", check=False)
+            builds_seen.append(int(found.stdout.strip() or 0))
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=count_builds)
+    watcher.start()
+    try:
+        assert_next_run_completes(served_host, tmp_path / "next", want)
+    finally:
+        stop.set()
+        watcher.join()
+    assert max(builds_seen) <= 1, f"two builds of one key ran at once: {builds_seen}"
+    STATE["connection"] = current(served_host)
+    record(
+        "fault",
+        "connection lost during the build",
+        "test_faults.py::test_connection_drop_mid_build_never_builds_twice",
+        {
+            "input": {"vllm_source_version": "v0.29.0 (a new key)", "fault": "podman pause"},
+            "exit_code": dropped.returncode,
+            "observed": f"the run failed (exit {dropped.returncode}); "
+            f"current still {serving}; the next run took the lock over, and at most "
+            f"{max(builds_seen)} build of the key ran at any time (sampled every 0.5 s); it "
+            "completed and switched current to 0.29.0",
+            "message": message_excerpt(dropped_out, "fatal:"),
+        },
+    )
+
+
+def flip_a_byte(path: Path) -> None:
+    """Corrupt a file in place: one byte in its middle inverted, size unchanged."""
+    with path.open("r+b") as f:
+        f.seek(path.stat().st_size // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_damaged_release_and_corrupt_cached_wheel(
+    served_host: PodmanHost, artifacts, tmp_path
+) -> None:
+    """Two faults one run meets: a file of current's venv is removed and another truncated,
+    and the controller's cached wheel of that key has a byte flipped. The run with the same
+    inputs does not report 0 changed: it finds the damage, refuses the corrupt wheel (moved
+    aside, the key built again on the host), reinstalls the release in place and verifies."""
+    want = role_vars(artifacts, vllm_source_version="v0.29.0", vllm_source_build_env=CONNECTION_ENV)
+    if current(served_host) != STATE.get("connection"):  # run alone: make that release current
+        (tmp_path / "setup").mkdir()
+        setup = served_host.run_role(tmp_path / "setup", **want)
+        assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
+    key = current(served_host)
+    site = served_host.sh(f"ls -d {PREFIX}/current/venv/lib/python3*/site-packages").stdout.strip()
+    removed, truncated = f"{site}/vllm/envs.py", f"{site}/packaging/version.py"
+    served_host.sh(f"rm {removed} && : > {truncated}")
+    assert current_vllm(served_host) != "0.29.0", "the damage did not break the release"
+    wheels = sorted((artifacts / key).glob("vllm-*.whl"))
+    assert len(wheels) == 1, list((artifacts / key).iterdir())
+    flip_a_byte(wheels[0])
+
+    (tmp_path / "run").mkdir()
+    result = served_host.run_role(tmp_path / "run", **want)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:]
+    assert "files of release" in output, output[-4000:]
+    assert removed in output and truncated in output, output[-4000:]
+    assert task_changed(output, "Reinstall the damaged distributions of a verified release")
+    assert "cannot be trusted" in output and key in output, output[-4000:]
+    assert task_changed(output, "Build the vLLM wheel as the service user")
+    moved = sorted(p.name for p in (artifacts / key).iterdir() if ".corrupt-" in p.name)
+    assert moved, "the corrupt wheel was not moved aside"
+    assert current(served_host) == key and current_vllm(served_host) == "0.29.0"
+    recap = re.search(r"changed=(\d+)", output.split("PLAY RECAP")[-1])
+    assert recap and int(recap.group(1)) > 0
+    test = "test_faults.py::test_damaged_release_and_corrupt_cached_wheel"
+    record(
+        "fault",
+        "a file of the current release removed, another truncated",
+        test,
+        {
+            "input": {"rm": removed.replace(site, "site-packages"),
+                      "truncate": truncated.replace(site, "site-packages")},
+            "exit_code": result.returncode,
+            "observed": f"the run with unchanged inputs found both files against pip's RECORD, "
+            f"reinstalled vllm and packaging in place (changed={recap.group(1)}, not 0), "
+            "verified, and current (the same release) imports vLLM 0.29.0 again",
+            "message": message_excerpt(output, "files of release"),
+        },
+    )  # fmt: skip
+    record(
+        "fault",
+        "the controller's cached wheel corrupted (one byte)",
+        test,
+        {
+            "input": {"artifact cache": f"{key}/{wheels[0].name} with one byte flipped"},
+            "exit_code": result.returncode,
+            "observed": f"the sha256 check on the controller refused the wheel and moved it "
+            f"aside ({', '.join(moved)}); the key was built again on the host and that wheel "
+            "installed; current imports vLLM 0.29.0",
+            "message": message_excerpt(output, "cannot be trusted"),
         },
     )

@@ -355,3 +355,32 @@ def test_a_precompiled_build_logs_its_mode_and_passes_its_environment(tmp_path: 
         str(tmp_path / "opt-vllm" / "releases" / KEY / "venv" / "bin"),
         f"{toolkit['home']}/bin",
     ]
+
+
+def test_a_second_build_of_a_key_waits_for_the_running_one_and_takes_its_wheel(
+    tmp_path: Path,
+) -> None:
+    """A run whose connection dropped leaves its async build running; the next run's build
+    of that key must not run beside it: it waits on the key's lock and takes that wheel."""
+    first = run_build(tmp_path, CUDA_BUILD)  # renders the script and makes the layout
+    assert first.rc == 0, first.stderr
+    prefix = tmp_path / "opt-vllm"
+    python = prefix / "releases" / KEY / "venv" / "bin" / "python"
+    runs = tmp_path / "pip-runs"
+    slow = [("sleep", 3.0), ("out", "Successfully built vllm")]
+    python.write_text(
+        FAKE_PYTHON.format(python=sys.executable, seen=str(runs), play=slow, wheel=WHEEL).replace(
+            f'with open({str(runs)!r}, "w")', f'with open({str(runs)!r}, "a")'
+        )
+    )
+    script = str(prefix / "bin" / "build-vllm.sh")
+    running = subprocess.Popen([script, KEY], env=ENV, stdout=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 20
+    while not runs.exists() and time.monotonic() < deadline:  # the first pip has started
+        time.sleep(0.05)
+    second = subprocess.run([script, KEY], env=ENV, capture_output=True, text=True, timeout=60)
+    out, _ = running.communicate(timeout=60)
+    assert running.returncode == 0 and second.returncode == 0, second.stderr
+    assert "waiting for the build of" in second.stderr
+    assert second.stdout.splitlines()[-1] == out.splitlines()[-1] == str(first.wheel_dir / WHEEL)
+    assert runs.read_text().count('"argv"') == 1, "pip wheel ran twice"

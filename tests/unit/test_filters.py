@@ -85,3 +85,59 @@ def test_recorded_pins_only_for_the_same_commit_and_abi():
     assert recorded_pins(STAMP, "c" * 40, "cp311") == {}
     assert recorded_pins({}, "c" * 40, "cp312") == {}  # no current release
     assert recorded_pins({"inputs": STAMP["inputs"]}, "c" * 40, "cp312") == {}  # an old stamp
+
+
+input_form_errors = plugin("input_form_errors").input_form_errors
+GOOD = {
+    "vllm_source_version": "v0.30.0",
+    "vllm_source_commit": "",
+    "vllm_source_prefix": "/opt/vllm",
+    "vllm_source_repo_url": "https://github.com/vllm-project/vllm.git",
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://github.com/vllm-project/vllm.git",
+        "https://fleet:token@git.example/vllm.git",  # git sends these; the role hides them
+        "file:///srv/mirror/vllm.git",
+        "file://localhost/srv/mirror/vllm.git",
+        "/srv/mirror/vllm.git",
+        "ssh://git@git.example/vllm.git",
+        "git@github.com:vllm-project/vllm.git",
+    ],
+)
+def test_well_formed_inputs_have_no_errors(url: str) -> None:
+    assert input_form_errors({**GOOD, "vllm_source_repo_url": url}) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("vllm_source_version", "0.30.0", "set vllm_source_version: v0.30.0"),
+        ("vllm_source_version", "latest", "a release tag such as v0.30.0"),
+        ("vllm_source_commit", "ABC", "7-40 lowercase hex"),
+        ("vllm_source_prefix", "opt/vllm", "absolute path other than /"),
+        ("vllm_source_prefix", "/", "absolute path other than /"),
+        ("vllm_source_prefix", "/opt/my vllm", "contains whitespace"),
+        ("vllm_source_prefix", "/opt/../vllm", "must not contain '..'"),
+        ("vllm_source_prefix", "/opt/vllm$HOME", "contains $"),
+        ("vllm_source_repo_url", "", "must not be empty"),
+        ("vllm_source_repo_url", "file://fleet:s3cr3t@/srv/mirror/vllm.git", "with credentials"),
+        ("vllm_source_repo_url", "file://fleet:s3cr3t@localhost/srv/m.git", "with credentials"),
+        ("vllm_source_repo_url", "file://mirror.example/srv/vllm.git", "names a host"),
+        ("vllm_source_repo_url", "ssh://git:s3cr3t@git.example/vllm.git", "with a password"),
+        ("vllm_source_repo_url", "mirror/vllm.git", "absolute path"),
+        ("vllm_source_repo_url", "ftp://mirror.example/vllm.git", "https://, ssh:// or file:///"),
+    ],
+)
+def test_each_wrong_input_gets_its_own_message(name: str, value: str, expected: str) -> None:
+    errors = input_form_errors({**GOOD, name: value})
+    assert len(errors) == 1 and expected in errors[0] and name in errors[0], errors
+    assert "s3cr3t" not in errors[0]
+
+
+def test_only_the_wrong_inputs_are_named() -> None:
+    errors = input_form_errors({**GOOD, "vllm_source_version": "x", "vllm_source_prefix": "p"})
+    assert [e.split()[0] for e in errors] == ["vllm_source_version", "vllm_source_prefix"]

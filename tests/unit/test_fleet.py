@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing
 import os
 import time
+import zipfile
 from pathlib import Path
 from typing import Any, Dict
 
@@ -71,10 +73,15 @@ def builders_args(cache: Path, needs=(True, True, True, True), **extra: Any) -> 
     }
 
 
-def cache_wheel(cache: Path, key: str, digest: str = "ab" * 32) -> Path:
+def cache_wheel(cache: Path, key: str, digest: str = "") -> Path:
+    """A real (tiny) wheel and its .sha256 in the cache, as a builder leaves them; `digest`
+    records another sha256 than the wheel's."""
     wheel = cache / key / "vllm-0.30.0-cp311-cp311-linux_x86_64.whl"
     wheel.parent.mkdir(parents=True)
-    wheel.write_bytes(b"wheel")
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr("vllm/__init__.py", f"KEY = {key!r}\n")
+        archive.writestr("vllm-0.30.0.dist-info/WHEEL", "Wheel-Version: 1.0\n")
+    digest = digest or hashlib.sha256(wheel.read_bytes()).hexdigest()
     (cache / key / f"{wheel.name}.sha256").write_text(f"{digest}  {wheel.name}\n")
     return wheel
 
@@ -98,6 +105,21 @@ def test_a_wheel_without_its_sha256_is_no_cache_hit(tmp_path, capsys) -> None:
     Path(f"{wheel}.sha256").unlink()
     out = run(vllm_builders, builders_args(tmp_path), capsys)
     assert out["builders"] == {"aaa": "f1", "bbb": "f4"} and out["cached"] == []
+    # ... and that copy is moved aside, so the new build lands where it was.
+    assert [d["wheel"] for d in out["discarded"]] == [str(wheel)] and not wheel.exists()
+
+
+def test_a_wheel_whose_sha256_is_not_the_recorded_one_is_built_again(tmp_path, capsys) -> None:
+    wheel = cache_wheel(tmp_path, "aaa", digest="ab" * 32)
+    out = run(vllm_builders, builders_args(tmp_path), capsys)
+    assert (out["builders"], out["cached"], out["changed"]) == (
+        {"aaa": "f1", "bbb": "f4"},
+        [],
+        True,
+    )
+    assert "is not the recorded " + "ab" * 32 in out["discarded"][0]["reason"]
+    assert "cannot be trusted" in json.dumps(out["warnings"])
+    assert not wheel.exists()
 
 
 def test_hosts_that_need_nothing_or_have_no_key_never_build(tmp_path, capsys) -> None:
@@ -121,9 +143,11 @@ def test_builders_module_refuses_lists_of_different_lengths(tmp_path, capsys) ->
 
 
 def test_artifact_module_returns_the_wheel_and_its_recorded_sha256(tmp_path, capsys) -> None:
-    wheel = cache_wheel(tmp_path, "aaa", digest="cd" * 32)
+    wheel = cache_wheel(tmp_path, "aaa")
     out = run(vllm_artifact, {"artifact_cache": str(tmp_path), "key": "aaa"}, capsys)
-    assert (out["wheel"], out["sha256"]) == (str(wheel), "cd" * 32)
+    digest = hashlib.sha256(wheel.read_bytes()).hexdigest()
+    assert (out["wheel"], out["sha256"], out["discarded"]) == (str(wheel), digest, [])
+    assert out["changed"] is False
 
 
 def test_artifact_module_names_the_builder_when_the_wheel_is_missing(tmp_path, capsys) -> None:
@@ -326,3 +350,7 @@ def test_release_info_hands_the_role_a_releases_dir_and_stamp(tmp_path, capsys) 
     assert (half["release_dir"], half["stamp"]) == (str(tmp_path / "releases" / "half"), {})
     bare = run(vllm_release, {"prefix": str(tmp_path / "none"), "state": "info"}, capsys)
     assert (bare["current"], bare["release_dir"], bare["stamp"]) == ("", "", {})
+    # Only a verified release is checked for damage (tests/unit/test_release_integrity.py).
+    assert (half["integrity"], half["damaged_count"]) == ("", 0)
+    assert (bare["integrity"], bare["damaged"], bare["damaged_count"]) == ("", [], 0)
+    assert current["integrity"] == "size" and current["damaged_count"] > 0  # an empty venv

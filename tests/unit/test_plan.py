@@ -641,3 +641,16 @@ def test_the_tags_own_arch_list_decides() -> None:
         resolve_arch_list("cuda", "", ["12.1"], supported=tag_archs)
     with pytest.raises(PlanError, match=r"11\.0"):
         resolve_arch_list("cuda", "9.0;11.0", ["9.0"], supported=tag_archs)
+
+
+def test_a_malformed_arch_list_is_refused_whatever_the_target() -> None:
+    with pytest.raises(PlanError, match="vllm_source_cuda_arch_list entry 'sm_90'"):
+        plan(target_device="empty", compute_capabilities=[], cuda_arch_list="9.0;sm_90")
+
+
+def test_an_arch_list_the_target_ignores_is_warned_about() -> None:
+    result, warnings = plan(target_device="empty", compute_capabilities=[], cuda_arch_list="9.0")
+    assert result["arch_list"] == "" and "TORCH_CUDA_ARCH_LIST" not in result["env"]
+    assert any("vllm_source_cuda_arch_list '9.0' is ignored" in w for w in warnings), warnings
+    _, quiet = plan(target_device="empty", compute_capabilities=[], cuda_arch_list="")
+    assert not any("ignored" in w for w in quiet)

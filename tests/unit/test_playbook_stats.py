@@ -6,7 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from integration.playbook_stats import PLUGIN_DIR, PlaybookRun, run_playbook, stats_env
+from integration.playbook_stats import (
+    PLUGIN_DIR,
+    PROJECT_CALLBACKS,
+    PlaybookRun,
+    run_playbook,
+    stats_env,
+)
 
 BIN = Path(sys.executable).parent
 PLAY = """\
@@ -114,7 +120,8 @@ def test_callbacks_already_in_the_environment_are_kept(tmp_path: Path) -> None:
         {"ANSIBLE_CALLBACK_PLUGINS": "/srv/callbacks", "ANSIBLE_CALLBACKS_ENABLED": "timer, "},
         tmp_path / "recap.json",
     )
-    assert env["ANSIBLE_CALLBACK_PLUGINS"] == f"{PLUGIN_DIR}:/srv/callbacks"
+    # ansible.cfg's callback_plugins (the project's guard) stays on the path the env replaces.
+    assert env["ANSIBLE_CALLBACK_PLUGINS"] == f"{PLUGIN_DIR}:/srv/callbacks:{PROJECT_CALLBACKS}"
     assert env["ANSIBLE_CALLBACKS_ENABLED"] == "timer,recap_json"
     assert env["VLLM_FLEET_RECAP_JSON"] == str(tmp_path / "recap.json")
     assert stats_env({}, tmp_path / "r.json")["ANSIBLE_CALLBACKS_ENABLED"] == "recap_json"

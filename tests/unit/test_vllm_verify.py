@@ -59,6 +59,7 @@ from ansible.module_utils.vllm_fleet_verify import (
     kernels_problem,
     kernels_state,
 )
+from modelopt_shapes import write_shapes
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA = REPO_ROOT / "tests" / "data" / "vllm-verify"
@@ -238,6 +239,10 @@ def test_checkpoint_entries_flags_missing_dir(tmp_path: Path) -> None:
             "is_modelopt": False,
             "hf_quant_config_producer": None,
             "error": "not a directory",
+            "load_error": None,
+            "quant_config": None,
+            "min_capability": None,
+            "exclude_modules": None,
         }
     ]
     assert len(problems) == 1 and "is not a directory" in problems[0]
@@ -289,6 +294,10 @@ def test_evaluate_recorded_report(checkpoints: Path, probe_report: Dict[str, Any
             "is_modelopt": True,
             "hf_quant_config_producer": "modelopt",
             "error": None,
+            "load_error": None,
+            "quant_config": None,
+            "min_capability": None,
+            "exclude_modules": None,
         }
     ]
 
@@ -427,6 +436,148 @@ def test_gpu_problems_accepts_supported_gpus_and_hosts_without_gpus() -> None:
     assert gpu_problems([plain], {"modelopt": 89}, {}, ["7.5"]) == []
 
 
+# --- what the engine does at start: building the quantization config ----------------------
+
+# Reasons a real vLLM 0.30.0 (VLLM_TARGET_DEVICE=empty) gave for crafted shapes
+# (tests/modelopt_shapes.py) when the probe built their quantization config.
+NVFP4_NO_GROUP_SIZE = (
+    "ValueError: NVFP4 quantization requires the following fields in hf_quant_config.json: "
+    "['group_size']"
+)
+NO_QUANT_ALGO = "ValueError: Missing 'quant_algo' in quantization config"
+MXFP8_FLOAT16 = (
+    "ValueError: torch.float16 is not supported for quantization method modelopt_mxfp8. "
+    "Supported dtypes: [torch.bfloat16]"
+)
+NESTED_MXFP8 = (
+    "Value error, Unknown ModelOpt quant algo: MXFP8 [type=value_error, "
+    "input_value=ArgsKwargs((), {'model': ..._tokenizer_init': True}), input_type=ArgsKwargs]"
+)
+OLD_GPU = (
+    "ValueError: The quantization method modelopt_fp4 is not supported for the current GPU. "
+    "Minimum capability: 75. Current capability: 70."
+)
+
+
+@pytest.fixture
+def shapes(tmp_path: Path) -> Dict[str, Any]:
+    return write_shapes(DATA / PLAIN, tmp_path / "shapes", "0.30.0")
+
+
+def loaded(quantization: str, **fields: Any) -> Dict[str, Any]:
+    """One checkpoint of a probe report whose quantization config was built."""
+    entry = {"quantization": quantization, "error": None, "load_error": None}
+    entry.update({"quant_config": None, "min_capability": None, "exclude_modules": None})
+    return {**entry, **fields}
+
+
+def test_a_nested_checkpoint_vllm_refuses_at_load_is_a_problem(shapes: Dict[str, Any]) -> None:
+    path = str(shapes["nested-nvfp4-no-group-size"].path)
+    problem = checkpoint_problem(
+        path, "modelopt_fp4", None, checkpoint_metadata(path), "0.30.0", NVFP4_NO_GROUP_SIZE
+    )
+    assert problem is not None
+    assert problem.startswith(f"checkpoint {path} (listed in vllm_source_verify_checkpoints)")
+    assert "is modelopt_fp4 to vLLM 0.30.0, which refuses it" in problem
+    assert f"from hf_quant_config.json: {NVFP4_NO_GROUP_SIZE}." in problem
+    assert (
+        'Add the fields vLLM lists to the "quantization" block of hf_quant_config.json' in problem
+    )
+    assert "export_hf_checkpoint" in problem
+
+
+def test_a_flat_checkpoint_vllm_refuses_at_load_names_config_json(shapes: Dict[str, Any]) -> None:
+    path = str(shapes["flat-no-quant-algo"].path)
+    meta = checkpoint_metadata(path)
+    problem = checkpoint_problem(path, "modelopt", None, meta, "0.30.0", NO_QUANT_ALGO)
+    assert problem is not None
+    assert f"from config.json's quantization_config: {NO_QUANT_ALGO}." in problem
+    assert f"Correct config.json's quantization_config in {path}" in problem
+    assert "export_hf_checkpoint" in problem and "vllm_source_verify_checkpoints" in problem
+
+
+def test_load_fixes_follow_vllms_reason(shapes: Dict[str, Any]) -> None:
+    path = str(shapes["flat-mxfp8-float16"].path)
+    problem = checkpoint_problem(
+        path, "modelopt_mxfp8", None, checkpoint_metadata(path), "0.30.0", MXFP8_FLOAT16
+    )
+    assert problem is not None and f'Set "dtype" in {path}/config.json' in problem
+    path = str(shapes["flat-nvfp4"].path)
+    problem = checkpoint_problem(
+        path, "modelopt_fp4", None, checkpoint_metadata(path), "x", OLD_GPU
+    )
+    assert problem is not None and "Minimum capability: 75" in problem
+    assert f"Serve {path} on GPUs with at least the minimum capability" in problem
+
+
+def test_a_checkpoint_vllm_loads_has_no_problem(shapes: Dict[str, Any]) -> None:
+    path = str(shapes["nested-nvfp4"].path)
+    assert checkpoint_problem(path, "modelopt_fp4", None, checkpoint_metadata(path)) is None
+
+
+def test_a_nested_algo_vllm_cannot_classify_says_where_it_belongs(
+    shapes: Dict[str, Any],
+) -> None:
+    path = str(shapes["nested-mxfp8"].path)
+    problem = checkpoint_problem(path, None, NESTED_MXFP8, checkpoint_metadata(path), "0.30.0")
+    assert problem is not None
+    assert "Unknown ModelOpt quant algo: MXFP8" in problem
+    assert "must be in config.json's quantization_config" in problem
+    assert "export_hf_checkpoint" in problem and "vllm_source_verify_checkpoints" in problem
+
+
+def test_checkpoint_entries_report_what_the_engine_would_load(shapes: Dict[str, Any]) -> None:
+    good, bad = str(shapes["flat-mixed"].path), str(shapes["nested-nvfp4-no-group-size"].path)
+    probed = {
+        good: loaded(
+            "modelopt_mixed",
+            quant_config="ModelOptMixedPrecisionConfig",
+            min_capability=75,
+            exclude_modules=["lm_head"],
+        ),
+        bad: loaded("modelopt_fp4", load_error=NVFP4_NO_GROUP_SIZE),
+    }
+    entries, problems = checkpoint_entries([good, bad], probed, "0.30.0")
+    assert entries[0] == {
+        "path": good,
+        "quantization": "modelopt_mixed",
+        "is_modelopt": True,
+        "hf_quant_config_producer": None,
+        "error": None,
+        "load_error": None,
+        "quant_config": "ModelOptMixedPrecisionConfig",
+        "min_capability": "7.5",
+        "exclude_modules": ["lm_head"],
+    }
+    assert entries[1]["load_error"] == NVFP4_NO_GROUP_SIZE and entries[1]["is_modelopt"]
+    assert len(problems) == 1 and problems[0].startswith(f"checkpoint {bad} ")
+    assert NVFP4_NO_GROUP_SIZE in problems[0]
+
+
+def test_evaluate_fails_a_checkpoint_that_only_resolves_a_name(
+    shapes: Dict[str, Any], probe_report: Dict[str, Any]
+) -> None:
+    # Before the probe built the quantization config, this report passed: ModelConfig named
+    # modelopt_fp4 and nothing else was asked.
+    path = str(shapes["nested-nvfp4-no-group-size"].path)
+    report = {
+        **probe_report,
+        "checkpoints": {path: loaded("modelopt_fp4", load_error=NVFP4_NO_GROUP_SIZE)},
+    }
+    result, problems, _ = evaluate({"expect_version": "0.30.0"}, report, [path])
+    assert [p for p in problems if NVFP4_NO_GROUP_SIZE in p], problems
+    assert result["checkpoints"][0]["load_error"] == NVFP4_NO_GROUP_SIZE
+
+
+def test_gpu_problems_use_the_loaded_configs_minimum_capability() -> None:
+    # The registry's class says 7.5; the checkpoint's own loaded config says 8.9.
+    entry = {**fp8_entry("/models/nvfp4"), "quantization": "modelopt_fp4", "min_capability": "8.9"}
+    problems = gpu_problems([entry], {"modelopt_fp4": 75}, {}, ["8.0"], "0.30.0")
+    assert len(problems) == 1 and "compute capability 8.9 or newer" in problems[0]
+    entry["min_capability"] = None  # not loaded: the registry's minimum decides
+    assert gpu_problems([entry], {"modelopt_fp4": 75}, {}, ["8.0"]) == []
+
+
 # --- the engine check and the compiled extensions -----------------------------------------
 
 ENGINE_DEATH = (
@@ -543,24 +694,58 @@ STAND_IN_VLLM = {
         "    return ModelOptFp8Config\n"
     ),
     "config.py": (
+        "class LoadConfig:\n"
+        "    pass\n"
+        "class ModelOptFp8Config:\n"
+        "    exclude_modules = ['lm_head']\n"
+        "    def get_min_capability(self):\n"
+        "        return 80\n"
         "class ModelConfig:\n"
         "    def __init__(self, model, skip_tokenizer_init):\n"
-        "        self.quantization = 'modelopt' if model.endswith('-fp8') else None\n"
+        "        self.model = model\n"
+        "        self.quantization = None\n"
+        "        if model.endswith(('-fp8', '-fp8-broken')):\n"
+        "            self.quantization = 'modelopt'\n"
+        "class VllmConfig:\n"
+        "    @staticmethod\n"
+        "    def _get_quantization_config(model_config, load_config):\n"
+        "        assert isinstance(load_config, LoadConfig)\n"
+        "        if model_config.model.endswith('-broken'):\n"
+        "            raise ValueError('exclude_modules must be a list, got <class 1>')\n"
+        "        return ModelOptFp8Config()\n"
     ),
 }
 
 
-def test_probe_script_reads_a_stand_in_vllm(tmp_path: Path) -> None:
-    # A stand-in vllm package with kernels, a registry, a config class and FP8 kernels for
-    # 8.9 and newer: the probe's report, as evaluate() reads it.
+# vLLM 0.22+: the public VllmConfig.get_quantization_config (deep copy, then the static one).
+PUBLIC_GET_QUANTIZATION_CONFIG = (
+    "def _public(model_config, load_config):\n"
+    "    import copy\n"
+    "    config = VllmConfig._get_quantization_config(copy.deepcopy(model_config), load_config)\n"
+    "    config.exclude_modules = ['lm_head', 'via get_quantization_config']\n"
+    "    return config\n"
+    "VllmConfig.get_quantization_config = staticmethod(_public)\n"
+)
+
+
+@pytest.mark.parametrize("public", [True, False], ids=["get_quantization_config", "static-only"])
+def test_probe_script_reads_a_stand_in_vllm(tmp_path: Path, public: bool) -> None:
+    # A stand-in vllm package with kernels, a registry, config classes and FP8 kernels for
+    # 8.9 and newer: the probe's report, as evaluate() reads it. The probe builds each
+    # ModelOpt checkpoint's quantization config as the engine does at start, with the public
+    # VllmConfig.get_quantization_config or, in older vLLM, the static
+    # _get_quantization_config, and reports the error of one vLLM refuses.
     site = tmp_path / "site"
     for name, text in STAND_IN_VLLM.items():
         (site / "vllm" / name).parent.mkdir(parents=True, exist_ok=True)
         (site / "vllm" / name).write_text(text)
-    fp8, plain = tmp_path / "model-fp8", tmp_path / "model"
-    fp8.mkdir()
-    plain.mkdir()
-    request = probe_request([str(fp8), str(plain)], ["8.0", "9.0"])
+    if public:
+        with open(site / "vllm" / "config.py", "a") as handle:
+            handle.write(PUBLIC_GET_QUANTIZATION_CONFIG)
+    fp8, plain, broken = tmp_path / "model-fp8", tmp_path / "model", tmp_path / "m-fp8-broken"
+    for path in (fp8, plain, broken):
+        path.mkdir()
+    request = probe_request([str(fp8), str(plain), str(broken)], ["8.0", "9.0"])
     done = subprocess.run(
         [sys.executable, "-c", PROBE_SCRIPT],
         input=json.dumps(request),
@@ -575,7 +760,22 @@ def test_probe_script_reads_a_stand_in_vllm(tmp_path: Path) -> None:
     assert report["resolved"] == {"modelopt": "ModelOptFp8Config"}
     assert report["min_capability"] == {"modelopt": 89}
     assert report["fp8_kernels"] == {"8.0": False, "9.0": True}
+    nothing_loaded = {"quant_config": None, "min_capability": None, "exclude_modules": None}
+    excluded = ["lm_head", "via get_quantization_config"] if public else ["lm_head"]
     assert report["checkpoints"] == {
-        str(fp8): {"quantization": "modelopt", "error": None},
-        str(plain): {"quantization": None, "error": None},
+        str(fp8): {
+            "quantization": "modelopt",
+            "error": None,
+            "load_error": None,
+            "quant_config": "ModelOptFp8Config",
+            "min_capability": 80,
+            "exclude_modules": excluded,
+        },
+        str(plain): {"quantization": None, "error": None, "load_error": None, **nothing_loaded},
+        str(broken): {
+            "quantization": "modelopt",
+            "error": None,
+            "load_error": "ValueError: exclude_modules must be a list, got <class 1>",
+            **nothing_loaded,
+        },
     }

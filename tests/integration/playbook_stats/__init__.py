@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Sequence
 
 PLUGIN_DIR = Path(__file__).resolve().parent
+# ansible.cfg's callback_plugins, which ANSIBLE_CALLBACK_PLUGINS replaces: vllm_fleet_no_hosts.
+PROJECT_CALLBACKS = PLUGIN_DIR.parents[2] / "callback_plugins"
 CALLBACK = "recap_json"
 RECAP_FILE_ENV = "VLLM_FLEET_RECAP_JSON"  # recap_json's `path` option
 
@@ -57,11 +59,12 @@ def stats_env(env: Mapping[str, str], recap_file: Path) -> Dict[str, str]:
     """`env` plus what makes ansible-playbook write its recap to `recap_file`.
 
     Callback directories and enabled callbacks already in `env` are kept. The two variables
-    take the place of ansible.cfg's callback_plugins and callbacks_enabled, which the
-    project's ansible.cfg does not set.
+    take the place of ansible.cfg's callback_plugins (whose directory is kept too) and
+    callbacks_enabled, which the project's ansible.cfg does not set.
     """
     out = dict(env)
-    dirs = [str(PLUGIN_DIR), *filter(None, [out.get("ANSIBLE_CALLBACK_PLUGINS", "")])]
+    given = out.get("ANSIBLE_CALLBACK_PLUGINS", "")
+    dirs = [str(PLUGIN_DIR), *filter(None, [given]), str(PROJECT_CALLBACKS)]
     out["ANSIBLE_CALLBACK_PLUGINS"] = os.pathsep.join(dirs)
     enabled = [name.strip() for name in out.get("ANSIBLE_CALLBACKS_ENABLED", "").split(",")]
     out["ANSIBLE_CALLBACKS_ENABLED"] = ",".join([*filter(None, enabled), CALLBACK])

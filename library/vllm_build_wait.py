@@ -1,0 +1,186 @@
+#!/usr/bin/python
+"""Wait for the build that 07_build.yml started as an async job, and notice when it died."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+---
+module: vllm_build_wait
+short_description: Wait for the async build job, failing when the build died instead of waiting
+description:
+  - >-
+    The build runs as an Ansible async job (C(poll=0)), so it goes on when the connection
+    drops. Ansible's own polling waits for the job's results file until the async timeout,
+    even when the build can no longer finish (the host rebooted, the build was killed): a run
+    would hang for hours.
+  - >-
+    Reads the job's results file every I(poll) seconds for up to I(wait) seconds. When the
+    job finished, returns its result (the command's C(rc), C(stdout), C(stdout_lines),
+    C(stderr)) and fails as the command would have when C(rc) is not 0.
+  - >-
+    While it runs, the build script's pid file (C(<wheels>/<key>.pid), C(pid boot_id), written
+    once the script holds the key's build lock) says whether a build of the key is alive. A
+    pid that is gone, or a boot id other than the host's, means the build died: the module
+    fails at once, naming the build log; the next run builds the key again.
+  - Returns C(finished=false) when I(wait) ends first, for the task's C(until) to call again.
+options:
+  results_file:
+    description: The async job's results file, the C(results_file) of the async task's result.
+    type: path
+    required: true
+  pid_file:
+    description: The build script's pid file.
+    type: path
+    required: true
+  log:
+    description: The build log, named in the failure.
+    type: path
+    required: true
+  wait:
+    description: Seconds to wait in this call before returning C(finished=false).
+    type: int
+    default: 60
+  poll:
+    description: Seconds between reads.
+    type: int
+    default: 5
+  start_grace:
+    description: >-
+      Seconds after the job started during which a missing pid file is not yet a dead build
+      (the script may still be starting).
+    type: int
+    default: 120
+author: vllm-fleet
+"""
+
+EXAMPLES = r"""
+- name: Wait for the build, noticing a build that died.
+  vllm_build_wait:
+    results_file: "{{ job.results_file }}"
+    pid_file: /opt/vllm/wheels/1f2e3d4c5b6a7980.pid
+    log: /opt/vllm/logs/build-1f2e3d4c5b6a7980.log
+  register: build
+  until: build.finished
+  retries: 240
+  delay: 0
+"""
+
+RETURN = r"""
+finished:
+  description: Whether the job finished (then rc, stdout, stdout_lines and stderr are set).
+  type: bool
+  returned: always
+rc:
+  description: The build script's exit status.
+  type: int
+  returned: when finished
+stdout:
+  description: The build script's standard output (its last line is the wheel).
+  type: str
+  returned: when finished
+stdout_lines:
+  description: stdout split into lines.
+  type: list
+  elements: str
+  returned: when finished
+stderr:
+  description: The build script's standard error.
+  type: str
+  returned: when finished
+"""
+
+BOOT_ID = "/proc/sys/kernel/random/boot_id"
+
+
+def read_text(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def job_result(results_file: str):
+    """The job's final result, or None while it runs (async_wrapper's 'started' record)."""
+    text = read_text(results_file)
+    if not text.strip():
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None  # being written
+    return None if data.get("started") and not data.get("finished") else data
+
+
+def build_alive(pid_file: str, since: float, grace: int, now: float, boot_id: str) -> str:
+    """'' while a build of the key may be alive, else why it is not. The pid file names the
+    build that holds the key's lock: this job's, or an earlier one's that this job's script
+    waits for (a run whose connection dropped left it running)."""
+    text = read_text(pid_file).split()
+    if text:
+        pid, boot = text[0], text[1] if len(text) > 1 else ""
+        if (not boot or boot == boot_id) and os.path.exists(f"/proc/{pid}"):
+            return ""
+        if os.path.getmtime(pid_file) >= since - 1:  # this job's build, and it is gone
+            if boot and boot != boot_id:
+                return f"the build (pid {pid}) ran in an earlier boot of the host: it restarted"
+            return f"the build (pid {pid}) is gone: it was killed"
+    if now - since < grace:
+        return ""
+    return f"no build of the key ran within {grace} s of the job's start"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "results_file": {"type": "path", "required": True},
+            "pid_file": {"type": "path", "required": True},
+            "log": {"type": "path", "required": True},
+            "wait": {"type": "int", "default": 60},
+            "poll": {"type": "int", "default": 5},
+            "start_grace": {"type": "int", "default": 120},
+        },
+        supports_check_mode=False,
+    )
+    p = module.params
+    if not os.path.exists(p["results_file"]):
+        module.fail_json(
+            msg=f"The build job's results file {p['results_file']} is gone: the host restarted "
+            f"or its async directory was cleaned while the build ran; see {p['log']}. The next "
+            "run builds the key again."
+        )
+    since = os.path.getmtime(p["results_file"])
+    since = min(since, os.stat(p["results_file"]).st_ctime)
+    boot_id = read_text(BOOT_ID).strip()
+    deadline = time.monotonic() + p["wait"]
+    while True:
+        result = job_result(p["results_file"])
+        if result is not None:
+            out = {k: result.get(k) for k in ("rc", "stdout", "stdout_lines", "stderr")}
+            if out["stdout_lines"] is None:
+                out["stdout_lines"] = (out["stdout"] or "").splitlines()
+            if result.get("rc") != 0 or result.get("failed"):
+                module.fail_json(
+                    msg=result.get("msg") or "non-zero return code", finished=True, **out
+                )
+            module.exit_json(changed=True, finished=True, **out)
+        dead = build_alive(p["pid_file"], since, p["start_grace"], time.time(), boot_id)
+        if dead:
+            module.fail_json(
+                finished=True,
+                msg=f"The build stopped without finishing: {dead}. See {p['log']}; the next "
+                "run builds the key again (the host keeps its current release).",
+            )
+        if time.monotonic() >= deadline:
+            module.exit_json(changed=False, finished=False)
+        time.sleep(p["poll"])
+
+
+if __name__ == "__main__":
+    main()

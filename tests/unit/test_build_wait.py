@@ -1,0 +1,95 @@
+"""vllm_build_wait: a finished job's result, a live build, and a build that died."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import vllm_build_wait
+from ansible.module_utils.common import warnings as _warnings
+from ansible.module_utils.testing import patch_module_args
+from vllm_build_wait import build_alive, job_result
+
+BOOT = "b0b0b0b0-0000-4000-8000-000000000002"
+
+
+@pytest.fixture(autouse=True)
+def _no_warnings(monkeypatch) -> None:
+    monkeypatch.setattr(_warnings, "_global_warnings", {})
+
+
+def run(args, capsys):
+    with patch_module_args(args), pytest.raises(SystemExit):
+        vllm_build_wait.main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_a_started_record_is_no_result_and_a_module_result_is(tmp_path: Path) -> None:
+    results = tmp_path / "job"
+    results.write_text('{"started": 1, "finished": 0, "ansible_job_id": "j1"}')
+    assert job_result(str(results)) is None
+    results.write_text('{"rc": 0, "stdout": "/w/vllm.whl", "changed": true}')
+    assert job_result(str(results))["stdout"] == "/w/vllm.whl"
+    results.write_text('{"rc": 0, "std')  # being written
+    assert job_result(str(results)) is None
+
+
+def test_a_live_build_of_this_boot_is_alive_whoever_started_it(tmp_path: Path) -> None:
+    pid_file = tmp_path / "k.pid"
+    pid_file.write_text(f"{os.getpid()} {BOOT}\n")
+    old = time.time() - 3600
+    os.utime(pid_file, (old, old))  # an earlier run's build that this job's script waits for
+    assert build_alive(str(pid_file), time.time(), 120, time.time(), BOOT) == ""
+
+
+def test_a_build_that_died_or_ran_before_a_reboot_is_dead(tmp_path: Path) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file = tmp_path / "k.pid"
+    since = time.time() - 5
+    pid_file.write_text(f"{gone.pid} {BOOT}\n")
+    assert "is gone: it was killed" in build_alive(str(pid_file), since, 120, time.time(), BOOT)
+    pid_file.write_text(f"{os.getpid()} {BOOT}\n")
+    other = "c1c1c1c1-0000-4000-8000-000000000003"
+    assert "earlier boot" in build_alive(str(pid_file), since, 120, time.time(), other)
+
+
+def test_no_build_within_the_grace_is_dead_but_a_starting_one_is_not(tmp_path: Path) -> None:
+    missing = str(tmp_path / "none.pid")
+    now = time.time()
+    assert build_alive(missing, now - 10, 120, now, BOOT) == ""
+    assert "within 120 s" in build_alive(missing, now - 200, 120, now, BOOT)
+
+
+def test_the_module_returns_the_finished_result_and_fails_a_failed_one(tmp_path, capsys) -> None:
+    results, pid_file = tmp_path / "job", tmp_path / "k.pid"
+    args = {"results_file": str(results), "pid_file": str(pid_file), "log": "/l", "wait": 1,
+            "poll": 1}  # fmt: skip
+    results.write_text(json.dumps({"rc": 0, "stdout": "a\n/w/vllm.whl", "stderr": ""}))
+    out = run(args, capsys)
+    assert out["finished"] and out["stdout_lines"][-1] == "/w/vllm.whl" and out["changed"]
+    results.write_text(json.dumps({"rc": 1, "stdout": "", "stderr": "build failed"}))
+    out = run(args, capsys)
+    assert out["failed"] and out["finished"] and out["stderr"] == "build failed"
+
+
+def test_the_module_fails_at_once_for_a_dead_build_and_waits_for_a_live_one(
+    tmp_path, capsys
+) -> None:
+    results, pid_file = tmp_path / "job", tmp_path / "k.pid"
+    results.write_text('{"started": 1, "finished": 0}')
+    args = {"results_file": str(results), "pid_file": str(pid_file), "log": "/opt/vllm/logs/b.log",
+            "wait": 1, "poll": 1}  # fmt: skip
+    pid_file.write_text(f"{os.getpid()}\n")  # this process: a live build
+    out = run(args, capsys)
+    assert (out["changed"], out["finished"], out.get("failed", False)) == (False, False, False)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n")
+    out = run(args, capsys)
+    assert out["failed"] and "stopped without finishing" in out["msg"], out
+    assert "/opt/vllm/logs/b.log" in out["msg"]
