@@ -31,4 +31,4 @@ step "molecule: fleet scenario (build once per key, tag bump, rollback, rolling 
 molecule test -s fleet
 
 step "integration: bad inputs on fresh hosts, staging of offline CUDA sources"
-pytest -q -m integration tests/integration
+pytest -q -m integration tests/integration --durations=15
