@@ -383,7 +383,10 @@ def test_damaged_release_and_corrupt_cached_wheel(
         setup = served_host.run_role(tmp_path / "setup", **want)
         assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
     key = current(served_host)
-    site = served_host.sh(f"ls -d {PREFIX}/current/venv/lib/python3*/site-packages").stdout.strip()
+    # The release's own path (the run names files there, not under the current symlink).
+    site = served_host.sh(
+        f"readlink -f {PREFIX}/current/venv/lib/python3*/site-packages"
+    ).stdout.strip()
     removed, truncated = f"{site}/vllm/envs.py", f"{site}/packaging/version.py"
     served_host.sh(f"rm {removed} && : > {truncated}")
     assert current_vllm(served_host) != "0.29.0", "the damage did not break the release"
@@ -396,7 +399,8 @@ def test_damaged_release_and_corrupt_cached_wheel(
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "files of release" in output, output[-4000:]
-    assert removed in output and truncated in output, output[-4000:]
+    folded = " ".join(output.split())  # the YAML callback wraps long messages
+    assert removed in folded and truncated in folded, output[-4000:]
     assert task_changed(output, "Reinstall the damaged distributions of a verified release")
     assert "cannot be trusted" in output and key in output, output[-4000:]
     assert task_changed(output, "Build the vLLM wheel as the service user")
