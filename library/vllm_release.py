@@ -17,7 +17,9 @@ from ansible.module_utils.vllm_fleet_fleet import (
 from ansible.module_utils.vllm_fleet_release import (
     INTEGRITY_MODES,
     RELEASES_DIR,
+    build_pid_path,
     check_venv,
+    live_build,
     read_stamp,
     release_dir,
     stamp_path,
@@ -45,9 +47,12 @@ description:
   - C(state=current) points C(current) at C(releases/<key>) atomically (a new symlink renamed
     over the old one) and refuses a release that is not verified.
   - C(state=pruned) deletes every release but current and the C(keep) newest verified ones.
-  - C(state=discarded) deletes C(releases/<key>) when it is partial, with no stamp (a run
+  - >-
+    C(state=discarded) deletes C(releases/<key>) when it is partial, with no stamp (a run
     failed or was killed before it verified) and not current. A verified or current release
-    is left as it is.
+    is left as it is, and so is a partial one whose build still runs (the build script's pid
+    file C(<prefix>/wheels/<key>.pid) names a live process of this boot, as after a dropped
+    connection); the next build of the key waits for that one and takes its wheel.
 options:
   prefix:
     description: The install prefix (vllm_source_prefix).
@@ -154,6 +159,10 @@ integrity:
     release named is not verified (has no stamp) or none is, and so was not checked.
   type: str
   returned: when state is info
+building:
+  description: The pid of the build that still runs in the partial release, which was kept.
+  type: str
+  returned: when state is discarded and a build of the key runs
 discarded:
   description: Whether the partial release C(key) was deleted (state=discarded).
   type: bool
@@ -245,6 +254,13 @@ def discard(module: AnsibleModule, releases: List[Release], current: str) -> Non
     if not key:
         module.fail_json(msg="state=discarded needs the key of the release to delete")
     doomed = is_partial(releases, current, key)
+    building = live_build(build_pid_path(module.params["prefix"], key)) if doomed else ""
+    if building:
+        # A run whose connection dropped left its build running in this release's venv: the
+        # new run keeps the release and its build script waits for that build's wheel.
+        module.exit_json(
+            changed=False, discarded=False, building=building, **report(releases, current)
+        )
     if doomed and not module.check_mode:
         shutil.rmtree(release_dir(module.params["prefix"], key))
     left = [r for r in releases if not (doomed and r[0] == key)]

@@ -92,6 +92,30 @@ DAMAGED_SHOWN = 20
 Entry = Tuple[str, str, str, Optional[int]]  # (distribution, hash algorithm, digest, size)
 
 
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+
+def build_pid_path(prefix: str, key: str) -> str:
+    """The build script's pid file of a key: "<pid> <boot id>" of the build holding its lock."""
+    return os.path.join(prefix, "wheels", f"{key}.pid")
+
+
+def live_build(pid_file: str, boot_id_path: str = BOOT_ID_PATH) -> str:
+    """The pid of the build a pid file names when it runs now, in this boot; else ""."""
+    try:
+        with open(pid_file, encoding="utf-8") as f:
+            fields = f.read().split()
+        with open(boot_id_path, encoding="utf-8") as f:
+            boot_id = f.read().strip()
+    except OSError:
+        return ""
+    if not fields or not fields[0].isdigit():
+        return ""
+    if len(fields) > 1 and fields[1] != boot_id:
+        return ""
+    return fields[0] if os.path.exists(f"/proc/{fields[0]}") else ""
+
+
 def venv_dir(prefix: str, key: str) -> str:
     """<prefix>/releases/<key>/venv: the release's venv."""
     return os.path.join(release_dir(prefix, key), VENV_IN_RELEASE)

@@ -24,11 +24,14 @@ def podman_ready():
         pytest.skip("vLLM mirror missing: run tools/prepare-test-env.sh")
 
 
+# A full disk and a read-only one, for the prefix checks.
+BARE_DISKS = ("--tmpfs", "/mnt/full:size=1m", "-v", "/usr/share/doc:/mnt/ro:ro")
+
+
 @pytest.fixture
 def bare_host(podman_ready):
     """A fresh host as users hand it to us: no git, no venv, no GPU."""
-    disks = ("--tmpfs", "/mnt/full:size=1m", "-v", "/usr/share/doc:/mnt/ro:ro")
-    host = PodmanHost(extra_args=disks)
+    host = PodmanHost(extra_args=BARE_DISKS)
     yield host
     host.remove()
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .podman_host import FAKE_NVCC, REPO_ROOT
+from .conftest import BARE_DISKS
+from .podman_host import FAKE_NVCC, REPO_ROOT, PodmanHost
 from .record import message_excerpt, record
 
 A100 = REPO_ROOT / "tests" / "data" / "nvidia" / "a100x1"
@@ -187,7 +188,8 @@ NOT_NAMED = {
 
 def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test):
     """The role fails, says each expected text, and leaves every file on the host as it was."""
-    before = host.snapshot()
+    # A host shared by several cases: the previous case's "after" is this one's "before".
+    before = getattr(host, "last_snapshot", None) or host.snapshot()
     result = host.run_role(tmp_path, **{**BASE, **overrides})
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
@@ -197,6 +199,7 @@ def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test
         assert text not in output, f"{case}: the message blames {text!r}, which is fine"
     assert "s3cr3t-t0ken" not in output, f"{case}: a credential reached the output"
     after = host.snapshot()
+    host.last_snapshot = after
     assert after == before, f"{case}: the host changed"
     record(
         "bad input",
@@ -212,13 +215,23 @@ def assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test
     )
 
 
+@pytest.fixture(scope="module")
+def shared_bare_host(podman_ready):
+    """One bare host for the cases that need no setup: each leaves it as it found it (that
+    is what each asserts), so the next case starts from the same host."""
+    host = PodmanHost(extra_args=BARE_DISKS)
+    yield host
+    host.remove()
+
+
 @pytest.mark.parametrize("case", list(BARE_CASES))
-def test_bad_input_on_a_bare_host(bare_host, tmp_path, case):
+def test_bad_input_on_a_bare_host(request, tmp_path, case):
     overrides, expected, setup = BARE_CASES[case]
+    host = request.getfixturevalue("bare_host" if setup else "shared_bare_host")
     if setup:
-        bare_host.sh(setup)
+        host.sh(setup)
     test = f"test_bad_inputs.py::test_bad_input_on_a_bare_host[{case}]"
-    assert_refused_and_unchanged(bare_host, tmp_path, case, overrides, expected, test)
+    assert_refused_and_unchanged(host, tmp_path, case, overrides, expected, test)
 
 
 PREPARED_CASES = {

@@ -339,11 +339,14 @@ def test_connection_drop_mid_build_never_builds_twice(
     watcher = threading.Thread(target=count_builds)
     watcher.start()
     try:
-        assert_next_run_completes(served_host, tmp_path / "next", want)
+        output = assert_next_run_completes(served_host, tmp_path / "next", want)
     finally:
         stop.set()
         watcher.join()
     assert max(builds_seen) <= 1, f"two builds of one key ran at once: {builds_seen}"
+    # Resumed when the dropped run's build still ran as the next run reached it (the partial
+    # release kept, the wheel taken from that build); else discarded and built again.
+    resumed = not task_changed(output, "Discard a partial release of this key")
     STATE["connection"] = current(served_host)
     record(
         "fault",
@@ -353,9 +356,14 @@ def test_connection_drop_mid_build_never_builds_twice(
             "input": {"vllm_source_version": "v0.29.0 (a new key)", "fault": "podman pause"},
             "exit_code": dropped.returncode,
             "observed": f"the run failed (exit {dropped.returncode}); "
-            f"current still {serving}; the next run took the lock over, and at most "
-            f"{max(builds_seen)} build of the key ran at any time (sampled every 0.5 s); it "
-            "completed and switched current to 0.29.0",
+            f"current still {serving}; the next run took the lock over, "
+            + (
+                "kept the partial release whose build still ran and took that build's wheel"
+                if resumed
+                else "found that build ended and built the key again"
+            )
+            + f"; at most {max(builds_seen)} build of the key ran at any time (sampled every "
+            "0.5 s); it completed and switched current to 0.29.0",
             "message": message_excerpt(dropped_out, "fatal:"),
         },
     )

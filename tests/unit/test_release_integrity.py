@@ -267,3 +267,26 @@ def test_a_real_venv_reports_what_was_removed_or_truncated(tmp_path) -> None:
     ]
     (version,) = [d.name.split("-")[1][: -len(".dist")] for d in site.glob("pip-*.dist-info")]
     assert result["damaged_distributions"] == [f"pip=={version}"]
+
+
+def test_a_partial_release_whose_build_still_runs_is_kept(tmp_path, capsys) -> None:
+    """After a dropped connection the build goes on in the partial release's venv: the next
+    run's discard keeps it (its build waits for that one), and deletes it once it is gone."""
+    partial = tmp_path / "releases" / "k2" / "venv"
+    partial.mkdir(parents=True)
+    (tmp_path / "wheels").mkdir()
+    pid_file = tmp_path / "wheels" / "k2.pid"
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    pid_file.write_text(f"{os.getpid()} {boot}\n")  # this process stands for the build
+    args = {"prefix": str(tmp_path), "state": "discarded", "key": "k2"}
+    with patch_module_args(args), pytest.raises(SystemExit):
+        vllm_release.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["building"] == str(os.getpid()) and not out["discarded"] and partial.is_dir()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid} {boot}\n")
+    with patch_module_args(args), pytest.raises(SystemExit):
+        vllm_release.main()
+    out = json.loads(capsys.readouterr().out)
+    assert out["discarded"] and not partial.exists()
