@@ -43,7 +43,10 @@ ROLE_PACKAGES = tuple(
 
 
 def podman(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run(["podman", *args], check=check, capture_output=True, text=True)
+    done = subprocess.run(["podman", *args], capture_output=True, text=True)
+    if check and done.returncode != 0:  # podman's own words, which CalledProcessError drops
+        raise AssertionError(f"podman {' '.join(args)} exited {done.returncode}: {done.stderr}")
+    return done
 
 
 class PodmanHost:
