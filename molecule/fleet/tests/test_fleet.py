@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 import pytest
+import yaml
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO_ROOT))
@@ -306,7 +307,13 @@ def test_a_held_lock_stops_a_run_naming_the_holder():
         sh(host, f"rm -f {lock}")
 
 
-LOCK_TASK = "Take the prefix's lock; wait for another run to finish."
+# The lock task that waits up to the timeout (_lock.yml's first vllm_lock task only takes a
+# free lock), read from the role so that a renamed task cannot make this test look at nothing.
+LOCK_TASK = next(
+    task["name"]
+    for task in yaml.safe_load((REPO_ROOT / "roles/vllm_source/tasks/_lock.yml").read_text())
+    if "timeout" in (task.get("vllm_lock") or {})
+)
 
 
 def test_two_concurrent_runs_take_turns():
