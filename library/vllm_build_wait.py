@@ -8,6 +8,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_release import host_boot_id, live_build
 
 DOCUMENTATION = r"""
 ---
@@ -95,8 +96,6 @@ stderr:
   returned: when finished
 """
 
-BOOT_ID = "/proc/sys/kernel/random/boot_id"
-
 
 def read_text(path: str) -> str:
     try:
@@ -122,15 +121,14 @@ def build_alive(pid_file: str, since: float, grace: int, now: float, boot_id: st
     """'' while a build of the key may be alive, else why it is not. The pid file names the
     build that holds the key's lock: this job's, or an earlier one's that this job's script
     waits for (a run whose connection dropped left it running)."""
+    if live_build(pid_file, boot_id):
+        return ""
     text = read_text(pid_file).split()
-    if text:
+    if text and os.path.getmtime(pid_file) >= since - 1:  # this job's build, and it is gone
         pid, boot = text[0], text[1] if len(text) > 1 else ""
-        if (not boot or boot == boot_id) and os.path.exists(f"/proc/{pid}"):
-            return ""
-        if os.path.getmtime(pid_file) >= since - 1:  # this job's build, and it is gone
-            if boot and boot != boot_id:
-                return f"the build (pid {pid}) ran in an earlier boot of the host: it restarted"
-            return f"the build (pid {pid}) is gone: it was killed"
+        if boot and boot != boot_id:
+            return f"the build (pid {pid}) ran in an earlier boot of the host: it restarted"
+        return f"the build (pid {pid}) is gone: it was killed"
     if now - since < grace:
         return ""
     return f"no build of the key ran within {grace} s of the job's start"
@@ -157,7 +155,7 @@ def main() -> None:
         )
     since = os.path.getmtime(p["results_file"])
     since = min(since, os.stat(p["results_file"]).st_ctime)
-    boot_id = read_text(BOOT_ID).strip()
+    boot_id = host_boot_id()
     deadline = time.monotonic() + p["wait"]
     while True:
         result = job_result(p["results_file"])

@@ -19,6 +19,7 @@ from ansible.module_utils.vllm_fleet_release import (
     RELEASES_DIR,
     build_pid_path,
     check_venv,
+    host_boot_id,
     live_build,
     read_stamp,
     release_dir,
@@ -254,7 +255,8 @@ def discard(module: AnsibleModule, releases: List[Release], current: str) -> Non
     if not key:
         module.fail_json(msg="state=discarded needs the key of the release to delete")
     doomed = is_partial(releases, current, key)
-    building = live_build(build_pid_path(module.params["prefix"], key)) if doomed else ""
+    pid_file = build_pid_path(module.params["prefix"], key)
+    building = live_build(pid_file, host_boot_id()) if doomed else ""
     if building:
         # A run whose connection dropped left its build running in this release's venv: the
         # new run keeps the release and its build script waits for that build's wheel.

@@ -100,13 +100,21 @@ def build_pid_path(prefix: str, key: str) -> str:
     return os.path.join(prefix, "wheels", f"{key}.pid")
 
 
-def live_build(pid_file: str, boot_id_path: str = BOOT_ID_PATH) -> str:
-    """The pid of the build a pid file names when it runs now, in this boot; else ""."""
+def host_boot_id(path: str = BOOT_ID_PATH) -> str:
+    """This host's boot id, "" where there is none to read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def live_build(pid_file: str, boot_id: str) -> str:
+    """The pid of the build a pid file names when it runs now, in this boot (`boot_id`);
+    else "". A pid file without a boot id is judged by its pid alone."""
     try:
         with open(pid_file, encoding="utf-8") as f:
             fields = f.read().split()
-        with open(boot_id_path, encoding="utf-8") as f:
-            boot_id = f.read().strip()
     except OSError:
         return ""
     if not fields or not fields[0].isdigit():
