@@ -1,11 +1,13 @@
 #!/usr/bin/python
-"""List, switch and prune the releases of a vllm_source prefix."""
+"""List, switch, prune and seal the releases of a vllm_source prefix."""
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import shutil
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_fleet import (
@@ -23,14 +25,16 @@ from ansible.module_utils.vllm_fleet_release import (
     live_build,
     read_stamp,
     release_dir,
+    seal_release,
     stamp_path,
+    unseal_release,
     venv_dir,
 )
 
 DOCUMENTATION = r"""
 ---
 module: vllm_release
-short_description: List, switch and prune the releases under a vllm_source prefix
+short_description: List, switch, prune and seal the releases under a vllm_source prefix
 description:
   - A prefix holds C(releases/<key>/) (each with its own venv and wheel) and the symlink
     C(current) -> C(releases/<key>). A release is verified when its stamp file exists (the
@@ -54,22 +58,40 @@ description:
     is left as it is, and so is a partial one whose build still runs (the build script's pid
     file C(<prefix>/wheels/<key>.pid) names a live process of this boot, as after a dropped
     connection); the next build of the key waits for that one and takes its wheel.
+  - >-
+    C(state=sealed) hands the code of C(releases/<key>) to root, read-only to the service user
+    that runs vLLM: every file, directory and symlink in it (the venv, the wheel, anything
+    else) owned by root:root, without a write bit for group or other and without setuid or
+    setgid; read and execute bits stay. Symlinks are changed themselves, never followed out of
+    the release. Changed only when some entry was not sealed yet; a missing release fails.
+  - >-
+    C(state=unsealed) gives C(releases/<key>) back to C(owner):C(group) (owners only, modes
+    as they are), for a run that installs into that release again (a repair, or a partial
+    release a previous run left); the role seals it again once it verified. A missing release
+    is unchanged. Files with more than one hard link stay root's.
+  - Both need root, and change nothing in check mode (they report what they would change).
 options:
   prefix:
     description: The install prefix (vllm_source_prefix).
     type: path
     required: true
   state:
-    description: C(info), C(current), C(pruned) or C(discarded).
+    description: C(info), C(current), C(pruned), C(discarded), C(sealed) or C(unsealed).
     type: str
-    choices: [info, current, pruned, discarded]
+    choices: [info, current, pruned, discarded, sealed, unsealed]
     default: info
   key:
     description: >-
-      The release to make current (state=current; empty means the previous one) or to
-      discard (state=discarded).
+      The release to make current (state=current; empty means the previous one), to discard
+      (state=discarded), or to seal or unseal (required there).
     type: str
     default: ""
+  owner:
+    description: The service user that gets the release back (state=unsealed; required there).
+    type: str
+  group:
+    description: The service user's group (state=unsealed; required there).
+    type: str
   keep:
     description: Verified releases to keep besides current (vllm_source_keep_releases).
     type: int
@@ -98,6 +120,20 @@ EXAMPLES = r"""
     prefix: /opt/vllm
     state: pruned
     keep: 2
+
+- name: Hand the verified release's code to root, read-only to the service user.
+  vllm_release:
+    prefix: /opt/vllm
+    state: sealed
+    key: 0123456789abcdef
+
+- name: Give the release back to the service user to repair it.
+  vllm_release:
+    prefix: /opt/vllm
+    state: unsealed
+    key: 0123456789abcdef
+    owner: vllm
+    group: vllm
 """
 
 RETURN = r"""
@@ -173,6 +209,12 @@ pruned:
   type: list
   elements: str
   returned: when state is pruned
+changed_entries:
+  description: >-
+    How many files, directories and symlinks of the release got another owner or mode
+    (state=sealed, state=unsealed; in check mode, would have); 0 when it was as asked.
+  type: int
+  returned: when state is sealed or unsealed
 """
 
 
@@ -269,19 +311,68 @@ def discard(module: AnsibleModule, releases: List[Release], current: str) -> Non
     module.exit_json(changed=doomed, discarded=doomed, **report(left, current))
 
 
+def plain_key(module: AnsibleModule) -> str:
+    """The key of state=sealed/unsealed: a release's own directory name, nothing above it."""
+    key = module.params["key"]
+    if not key or key in (".", "..") or os.path.basename(key) != key:
+        module.fail_json(
+            msg=f"state={module.params['state']} needs the key of one release under "
+            f"{module.params['prefix']}/releases, got {key!r}"
+        )
+    return key
+
+
+def service_ids(module: AnsibleModule) -> Tuple[int, int]:
+    """The uid and gid of the owner and group that get a release back (state=unsealed)."""
+    owner, group = module.params["owner"], module.params["group"]
+    try:
+        return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+    except KeyError:
+        module.fail_json(
+            msg=f"state=unsealed gives the release to {owner}:{group}, but that user or group "
+            "does not exist on this host: create them first (05_prefix.yml does)"
+        )
+        raise  # unreachable: fail_json exits
+
+
+def seal(module: AnsibleModule, releases: List[Release], current: str) -> None:
+    key = plain_key(module)
+    path = release_dir(module.params["prefix"], key)
+    state = module.params["state"]
+    try:
+        if state == "sealed":
+            if not os.path.isdir(path) or os.path.islink(path):
+                module.fail_json(msg=f"{path} is no release directory: nothing to seal")
+            count = seal_release(path, module.check_mode)
+        else:
+            uid, gid = service_ids(module)
+            count = unseal_release(path, uid, gid, module.check_mode)
+    except OSError as exc:
+        module.fail_json(
+            msg=f"could not make {path} {state} ({exc}): something changed the release while "
+            "it ran (a file swapped for a symlink?); look at the release and run again"
+        )
+    module.exit_json(
+        changed=count > 0, changed_entries=count, release_dir=path, **report(releases, current)
+    )
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "prefix": {"type": "path", "required": True},
             "state": {
                 "type": "str",
-                "choices": ["info", "current", "pruned", "discarded"],
+                "choices": ["info", "current", "pruned", "discarded", "sealed", "unsealed"],
                 "default": "info",
             },
             "key": {"type": "str", "default": ""},
+            "owner": {"type": "str"},
+            "group": {"type": "str"},
             "keep": {"type": "int", "default": 2},
             "integrity": {"type": "str", "choices": list(INTEGRITY_MODES), "default": "size"},
         },
+        required_if=[("state", "unsealed", ("owner", "group"))],
         supports_check_mode=True,
     )
     releases = list_releases(module.params["prefix"])
@@ -292,6 +383,8 @@ def main() -> None:
         prune(module, releases, current)
     elif module.params["state"] == "discarded":
         discard(module, releases, current)
+    elif module.params["state"] in ("sealed", "unsealed"):
+        seal(module, releases, current)
     module.exit_json(
         changed=False,
         **info(

@@ -1,5 +1,6 @@
 #!/usr/bin/python
-"""Refuse an offline wheelhouse that lacks the torch wheel the vLLM tag pins."""
+"""Refuse an offline wheelhouse that lacks the torch wheel the vLLM tag pins, or the
+wheelhouse.json that hash-checked installs need."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from typing import List
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_hashes import ManifestError, manifest_message, read_manifest
 from ansible.module_utils.vllm_fleet_torch import (
     missing_torch_wheel_message,
     torch_wheel_patterns,
@@ -22,6 +24,10 @@ description:
     C(torch-<pin>+<variant>-*.whl) or C(torch-<pin>-*.whl); a plain wheel of the pin is
     accepted, its CUDA variant is only known once it is installed.
   - Fails, naming the wheel to add and where, when there is none (or no wheelhouse at all).
+  - >-
+    Fails when the wheelhouse has no usable C(wheelhouse.json) (the sha256 of its wheels, which
+    C(vllm_pip_hashed) installs by), naming the command that records it, so a wheelhouse that
+    cannot be installed hash-checked is refused before anything changes.
   - Runs where the wheelhouse is, on the host or with C(delegate_to=localhost) for the
     controller's wheelhouse. Changes nothing; works in check mode.
 options:
@@ -51,6 +57,12 @@ options:
     description: The variable that names the controller's wheelhouse, for the message.
     type: str
     default: vllm_source_controller_wheelhouse
+  controller_wheelhouse:
+    description: >-
+      The controller's wheelhouse that I(path) is (checked on the controller) or that is
+      copied to the host, for the manifest's message; empty for a host's own wheelhouse.
+    type: str
+    default: ""
 author: vllm-fleet
 """
 
@@ -108,6 +120,7 @@ def main() -> None:
                 "type": "str",
                 "default": "vllm_source_controller_wheelhouse",
             },
+            "controller_wheelhouse": {"type": "str", "default": ""},
         },
         supports_check_mode=True,
     )
@@ -129,6 +142,12 @@ def main() -> None:
                 p["controller_wheelhouse_variable"],
             ),
             **result,
+        )
+    try:
+        read_manifest(path)
+    except ManifestError as exc:
+        module.fail_json(
+            msg=manifest_message(exc.args[0], path, p["controller_wheelhouse"]), **result
         )
     module.exit_json(changed=False, **result)
 

@@ -1,5 +1,6 @@
 """Where a release lives under a prefix, whether a release's stamp still fits its inputs,
-and whether its venv still holds the files pip installed (check_venv).
+whether its venv still holds the files pip installed (check_venv), and who owns its code
+(seal_release, unseal_release).
 
 One definition of the paths: <prefix>/releases/<key>/ holds a release, and its stamp
 <prefix>/releases/<key>/venv/vllm-source-stamp.json marks it verified (the role writes it last).
@@ -17,7 +18,7 @@ import json
 import os
 import re
 import stat
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 RELEASES_DIR = "releases"
 # The venv's and the stamp's paths inside a release directory.
@@ -274,3 +275,144 @@ def check_venv(venv: str, mode: str = "size", require: Iterable[str] = ()) -> Di
         "damaged_count": len(damaged),
         "damaged_distributions": [f"{d}=={versions[d]}" if versions.get(d) else d for d in dists],
     }
+
+
+# --- who owns a release's code ----------------------------------------------------------
+# A verified release is sealed: every entry of releases/<key>/ (the venv, the wheel, anything
+# else) is root's, with no write bit for group or other and no setuid or setgid bit, so the
+# service user that runs vLLM cannot change the code it runs. The service user gets it back
+# (unseal_release) only for a run that installs into it again, under the prefix's lock.
+
+SEALED_UID = 0
+SEALED_GID = 0
+# The mode bits a sealed entry keeps: the owner's, read and execute for group and other, the
+# sticky bit. Group and other write go, and setuid and setgid (a file the service user made
+# setuid must not become root's setuid file).
+SEALED_MODE_BITS = 0o1755
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+_FILE_FLAGS = (
+    os.O_RDONLY
+    | os.O_NOFOLLOW
+    | os.O_NONBLOCK
+    | getattr(os, "O_NOCTTY", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
+
+ModeOf = Callable[[int], int]
+
+
+def sealed_mode(mode: int) -> int:
+    """The permission bits of an entry once sealed: `mode` without group/other write,
+    setuid or setgid; every read and execute bit stays (an executable stays one)."""
+    return stat.S_IMODE(mode) & SEALED_MODE_BITS
+
+
+def kept_mode(mode: int) -> int:
+    """The permission bits unchanged: giving a release back changes its owner only."""
+    return stat.S_IMODE(mode)
+
+
+def _differs(st: os.stat_result, uid: int, gid: int, mode_of: ModeOf) -> bool:
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        return True
+    # A symlink's own mode means nothing on Linux (and cannot be changed): its owner only.
+    return not stat.S_ISLNK(st.st_mode) and stat.S_IMODE(st.st_mode) != mode_of(st.st_mode)
+
+
+def _own_open(fd: int, uid: int, gid: int, mode_of: ModeOf, dry_run: bool) -> bool:
+    """Give the open file or directory `fd` its owner and mode; True when it had others."""
+    st = os.fstat(fd)
+    if not _differs(st, uid, gid, mode_of):
+        return False
+    if not dry_run:
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)  # the kernel drops setuid/setgid here: chmod after it
+        os.fchmod(fd, mode_of(st.st_mode))
+    return True
+
+
+def _open_entry(name: str, flags: int, dir_fd: int) -> Optional[int]:
+    """A descriptor of the entry `name` of `dir_fd`, or None when it is gone (a temporary file
+    of a build that still runs in a partial release)."""
+    try:
+        return os.open(name, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+
+
+def _own_dir(
+    dir_fd: int, uid: int, gid: int, mode_of: ModeOf, dry_run: bool, skip_linked: bool
+) -> int:
+    changed = int(_own_open(dir_fd, uid, gid, mode_of, dry_run))
+    for name in sorted(os.listdir(dir_fd)):
+        try:
+            st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except FileNotFoundError:
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            # Entered through a descriptor opened without following a link: a directory
+            # swapped for a symlink while the walk runs fails the walk, it is never followed.
+            sub = _open_entry(name, _DIR_FLAGS, dir_fd)
+            if sub is None:
+                continue
+            try:
+                changed += _own_dir(sub, uid, gid, mode_of, dry_run, skip_linked)
+            finally:
+                os.close(sub)
+        elif stat.S_ISREG(st.st_mode):
+            if (skip_linked and st.st_nlink > 1) or not _differs(st, uid, gid, mode_of):
+                continue
+            fd = _open_entry(name, _FILE_FLAGS, dir_fd)
+            if fd is None:
+                continue
+            try:
+                changed += int(_own_open(fd, uid, gid, mode_of, dry_run))
+            finally:
+                os.close(fd)
+        elif (st.st_uid, st.st_gid) != (uid, gid):
+            # A symlink (bin/python -> the system's, lib64 -> lib) gets the owner itself and
+            # is never followed; so does a fifo or socket, whose mode holds no code.
+            changed += 1
+            if not dry_run:
+                os.chown(name, uid, gid, dir_fd=dir_fd, follow_symlinks=False)
+    return changed
+
+
+def own_tree(
+    top: str,
+    uid: int,
+    gid: int,
+    mode_of: ModeOf = kept_mode,
+    dry_run: bool = False,
+    skip_linked: bool = False,
+) -> int:
+    """Give the directory `top` and every entry below it the owner uid:gid and the mode
+    mode_of(its mode); return how many entries had another (with `dry_run`, would have).
+
+    No symlink is followed, `top` included: links get the owner themselves (lchown) and
+    directories are entered through descriptors opened with O_NOFOLLOW, so nothing outside
+    `top` changes. With `skip_linked`, regular files with more than one hard link are left
+    as they are: another link may name a file outside the tree. Raises OSError (ELOOP when
+    `top` is a symlink, FileNotFoundError when it is missing).
+    """
+    fd = os.open(top, _DIR_FLAGS)
+    try:
+        return _own_dir(fd, uid, gid, mode_of, dry_run, skip_linked)
+    finally:
+        os.close(fd)
+
+
+def seal_release(path: str, dry_run: bool = False) -> int:
+    """Hand a release's code to root: every entry of the release directory `path` owned by
+    root:root with its sealed_mode; how many entries were not sealed yet (0: unchanged)."""
+    return own_tree(path, SEALED_UID, SEALED_GID, sealed_mode, dry_run)
+
+
+def unseal_release(path: str, uid: int, gid: int, dry_run: bool = False) -> int:
+    """Give a release back to the service user (uid:gid) so that pip can change it: owners
+    only, modes as they are; how many entries changed owner. A missing release has none.
+    Files with several hard links stay root's: another link may be a file outside it."""
+    if not os.path.lexists(path):
+        return 0
+    return own_tree(path, uid, gid, kept_mode, dry_run, skip_linked=True)

@@ -141,10 +141,15 @@ ensure_ssh_key() {
   chmod 644 "${dir}/authorized_keys"
 }
 
-# The test hosts' own podman network, with a fixed subnet so scenarios can pin addresses.
+# The test hosts' own podman networks, with fixed subnets so hosts can pin addresses: one
+# for the molecule scenarios, one for the integration tests' hosts (which run beside the
+# fleet scenario and must never take an address it pins).
 ensure_test_network() {
   if ! podman network exists vllm-fleet-test; then
     podman network create --subnet 10.89.77.0/24 vllm-fleet-test >/dev/null
+  fi
+  if ! podman network exists vllm-fleet-it; then
+    podman network create --subnet 10.89.80.0/20 vllm-fleet-it >/dev/null
   fi
 }
 

@@ -10,7 +10,10 @@
 #   minus torch, plus regex); and vLLM's runtime requirements for the `empty` target
 #   (requirements/common.txt). Inputs come from the sdist in REPO/.cache/sdists.
 #   Also writes REPO/.cache/wheelhouse/vllm-VERSION-build.txt: torch and the build
-#   requirements, to install before `pip install --no-build-isolation`.
+#   requirements, to install before `pip install --no-build-isolation`; and, last,
+#   REPO/.cache/wheelhouse/wheelhouse.json (`python -m vllm_fleet.wheelhouse hash`, with the
+#   control venv REPO/.venv): the sha256 of every wheel, which the role's offline installs
+#   check each wheel against (a wheelhouse without it is refused).
 # On the host:
 #   pip install --no-index --find-links /srv/wheelhouse -r /srv/wheelhouse/vllm-VERSION-build.txt
 #   VLLM_TARGET_DEVICE=empty pip install --no-index --find-links /srv/wheelhouse \
@@ -111,6 +114,7 @@ main() {
     stamp_write "${stamp}" "${want}"
   fi
   check_wheelhouse "${torch_version}"
+  record_hashes
   log "wheelhouse: ${WHEELHOUSE} ($(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels, $(du -sh "${WHEELHOUSE}" | cut -f1))"
 }
 
@@ -121,6 +125,15 @@ check_wheelhouse() {
     die "the wheelhouse has no torch-$1+cpu wheel"
   bad="$(find "${WHEELHOUSE}" -name '*.whl' \( -name 'nvidia_*' -o \( -name 'torch-*' ! -name 'torch-*+cpu-*' \) \) -printf '%f ')"
   [[ -z "${bad}" ]] || die "CUDA wheels got into ${WHEELHOUSE}: ${bad}(remove them and rerun)"
+}
+
+# record_hashes: write or update WHEELHOUSE/wheelhouse.json, every wheel with its sha256, as
+# the files are now (this machine made them; the hosts mount them read-only).
+record_hashes() {
+  local control="${REPO_ROOT}/.venv/bin/python"
+  [[ -x "${control}" ]] || die "no control venv at ${REPO_ROOT}/.venv: run tools/bootstrap-control.sh"
+  step "record the sha256 of every wheel in ${WHEELHOUSE}/wheelhouse.json" \
+    env PYTHONPATH="${REPO_ROOT}" "${control}" -m vllm_fleet.wheelhouse hash --dest "${WHEELHOUSE}"
 }
 
 main "$@"

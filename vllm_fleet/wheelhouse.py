@@ -4,6 +4,7 @@
         --platform manylinux_2_39_x86_64 --cuda 13.0 --image-freeze FREEZE \\
         --build-requires PYPROJECT --vllm-wheel WHEEL [--exclude NAME ...] [--requirement SPEC ...]
     python -m vllm_fleet.wheelhouse check  (the same flags, no network)
+    python -m vllm_fleet.wheelhouse hash --dest DIR
 
 The target installs in two pip runs (roles/vllm_source): vLLM's build requirements, then vLLM's
 runtime requirements less the excluded ones, both on top of what its image's Python already has.
@@ -15,6 +16,12 @@ file in DEST (DEST/wheelhouse.json), downloads every package the image does not 
 pip download, then runs `check`. `check` resolves both
 installs again with no index at all, from DEST and the image stubs only, and names each
 missing requirement and who needs it.
+
+DEST/wheelhouse.json is also the manifest the role's offline installs check every wheel
+against (library/vllm_pip_hashed.py): it lists each wheel of DEST with its sha256, and `check`
+fails on a wheel it does not list or whose sha256 differs. `hash` writes or updates it for a
+wheelhouse made by other means (tools/make-wheelhouse.sh, pip wheel): it records the files as
+they are, so run it where they were made, before they travel to the hosts.
 
 Exit status: 0 the wheelhouse is complete; 1 it is not, or a step failed (the message says
 what to do); 2 a bad argument (the message names the flag).
@@ -49,7 +56,6 @@ from packaging.version import InvalidVersion, Version
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 PYPI = "https://pypi.org/simple"
-REPORT_FILE = "wheelhouse.json"
 LOCK_FILES = {"build": "wheelhouse-build.lock.txt", "runtime": "wheelhouse-runtime.lock.txt"}
 # The requirement files each install is compiled from, and who they stand for in messages.
 INPUT_LABELS = {
@@ -92,22 +98,26 @@ _PIP_SOURCE_ENV = (
 _NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
-def _load_requirements_module() -> ModuleType:
-    """module_utils/vllm_fleet_requirements.py, the role's own requirement-name parser."""
-    path = REPO_ROOT / "module_utils" / "vllm_fleet_requirements.py"
-    spec = importlib.util.spec_from_file_location("vllm_fleet_requirements", path)
+def _load_module_utils(name: str) -> ModuleType:
+    """module_utils/NAME.py, the role's own code (it imports nothing of Ansible)."""
+    path = REPO_ROOT / "module_utils" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(name, module)  # dataclasses look their module up by name
     spec.loader.exec_module(module)
     return module
 
 
-_requirements = _load_requirements_module()
+# The role's requirement-name parser, and the manifest the host's hash-checked installs read.
+_requirements = _load_module_utils("vllm_fleet_requirements")
 canonical_name = _requirements.canonical_name
 requirement_name = _requirements.requirement_name
 split_marker = _requirements.split_marker
 unknown_exclusions = _requirements.unknown_exclusions
+_hashes = _load_module_utils("vllm_fleet_hashes")
+REPORT_FILE = _hashes.MANIFEST_FILE  # wheelhouse.json
 
 
 class WheelhouseError(Exception):
@@ -698,6 +708,42 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def wheel_paths(dest: Path) -> List[Path]:
+    """DEST's wheel files, sorted by name."""
+    return sorted(p for p in dest.glob("*.whl") if p.is_file())
+
+
+def recorded_hashes(dest: Path) -> Dict[str, str]:
+    """{file: sha256} that DEST's manifest records for the wheels DEST has now ({} without a
+    usable one): what build keeps, so that check still sees a wheel that changed since."""
+    try:
+        data = json.loads((dest / REPORT_FILE).read_text(encoding="utf-8"))
+        recorded = _hashes.manifest_hashes(data)
+    except (OSError, ValueError):
+        return {}
+    return {name: digest for name, digest in recorded.items() if (dest / name).is_file()}
+
+
+def file_entry(path: Path, digest: Optional[str] = None) -> Dict[str, object]:
+    """The manifest's entry of a wheel that no resolution chose: name and version from its
+    file name, its sha256 (`digest` when recorded before, else computed now)."""
+    try:
+        name, version, _, _ = parse_wheel_filename(path.name)
+        names = (canonical_name(name), str(version))
+    except InvalidWheelFilename:
+        names = (path.name.split("-")[0], "")
+    return {
+        "name": names[0],
+        "version": names[1],
+        "installs": [],
+        "needed_by": [],
+        "source": "file-in-wheelhouse",
+        "file": path.name,
+        "size": path.stat().st_size,
+        "sha256": digest or sha256(path),
+    }
+
+
 def mib(paths: Iterable[Path]) -> float:
     return round(sum(p.stat().st_size for p in paths) / (1 << 20), 1)
 
@@ -798,21 +844,31 @@ class CheckResult:
 
 
 def hash_problems(dest: Path) -> List[str]:
-    """DEST's wheels whose sha256 differs from the one build recorded."""
+    """What the role's hash-checked installs refuse: no manifest, or one that does not list a
+    wheel of DEST, or records another sha256 for it."""
+    record = f"`{_hashes.hash_command(str(dest))}`"
     report = dest / REPORT_FILE
     if not report.is_file():
-        return []
+        return [
+            f"{dest} has no {REPORT_FILE}: the role's offline installs refuse a wheelhouse "
+            f"without one; rerun build, or run {record} to record its wheels as they are"
+        ]
     try:
-        recorded = json.loads(report.read_text(encoding="utf-8"))["packages"]
-    except (OSError, ValueError, KeyError) as exc:
-        return [f"cannot read {report} ({exc}): delete it and rerun build"]
+        recorded = _hashes.manifest_hashes(json.loads(report.read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        return [f"cannot use {report} ({exc}): delete it and rerun build, or run {record}"]
     out = []
-    for entry in recorded:
-        path = dest / str(entry.get("file") or "")
-        if entry.get("file") and path.is_file() and sha256(path) != entry.get("sha256"):
+    for path in wheel_paths(dest):
+        digest = recorded.get(path.name)
+        if digest is None:
             out.append(
-                f"{path} is not the file build downloaded (its sha256 differs): "
-                "delete it and rerun build"
+                f"{path} is not listed in {report}: the role refuses to install a wheel whose "
+                f"sha256 is not recorded; run {record} to record it, or delete it"
+            )
+        elif sha256(path) != digest:
+            out.append(
+                f"{path} is not the file {REPORT_FILE} records (its sha256 differs): delete it "
+                f"and rerun build, or run {record} if you trust it as it is"
             )
     return out
 
@@ -943,6 +999,7 @@ def report_entry(
     plan: Plan,
     files: Mapping[Tuple[str, str], Sequence[Path]],
     tags: FrozenSet[Tag],
+    recorded: Mapping[str, str],
 ) -> Dict[str, object]:
     entry: Dict[str, object] = {
         "name": package.name,
@@ -955,7 +1012,8 @@ def report_entry(
     path = fitting_wheel(files, package.name, package.version, tags)
     if path is None:
         return {**entry, "source": "missing"}
-    extra = {"file": path.name, "size": path.stat().st_size, "sha256": sha256(path)}
+    digest = recorded.get(path.name) or sha256(path)
+    extra = {"file": path.name, "size": path.stat().st_size, "sha256": digest}
     return {**entry, "source": "file-in-wheelhouse", **extra}
 
 
@@ -993,11 +1051,17 @@ def build_wheelhouse(uv: str, plan: Plan, dest: Path, sources: Sources, header: 
     tags = target_tags(plan.target)
     files = wheel_files(dest)
     wanted = [spec for spec, _ in missing_from_lock(packages, plan.image, files, tags)]
+    recorded = recorded_hashes(dest)  # before the download: a wheel deleted to fetch again is new
     print(f"downloading {len(wanted)} wheels into {dest} with pip", file=sys.stderr)
     failed = download(plan.target, sources, dest, wanted)
     files = wheel_files(dest)
-    entries = [report_entry(p, plan, files, tags) for p in packages]
+    entries = [report_entry(p, plan, files, tags, recorded) for p in packages]
     in_dest = [dest / str(e["file"]) for e in entries if e["source"] == "file-in-wheelhouse"]
+    # The manifest lists every wheel of DEST, chosen or not: the host installs only listed ones.
+    chosen = {e.get("file") for e in entries}
+    others = [
+        file_entry(p, recorded.get(p.name)) for p in wheel_paths(dest) if p.name not in chosen
+    ]
     figures: Dict[str, object] = {
         "packages resolved": len(packages),
         "provided by the image": sum(e["source"] == "provided-by-image" for e in entries),
@@ -1006,7 +1070,7 @@ def build_wheelhouse(uv: str, plan: Plan, dest: Path, sources: Sources, header: 
         "MiB": mib(in_dest),
         "seconds": round(time.monotonic() - started, 1),
     }
-    write_report(dest, plan, sources, header, entries, figures, failed)
+    write_report(dest, plan, sources, header, [*entries, *others], figures, failed)
     return BuildResult(figures, failed)
 
 
@@ -1019,7 +1083,8 @@ def write_report(
     figures: Mapping[str, object],
     failed: Sequence[str],
 ) -> None:
-    """DEST/wheelhouse.json: the target, every package and where it comes from, the figures."""
+    """DEST/wheelhouse.json: the target, every package and where it comes from (then DEST's
+    other wheels, with no installs), the figures."""
     report = {
         "target": {
             "python_version": plan.target.python_version,
@@ -1035,7 +1100,91 @@ def write_report(
         "download_failures": list(failed),
         "figures": dict(figures),
     }
-    (dest / REPORT_FILE).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_manifest(dest, report)
+
+
+def write_manifest(dest: Path, report: Mapping[str, object]) -> None:
+    """DEST/wheelhouse.json, written whole (a reader never sees half of it)."""
+    partial = dest / f".{REPORT_FILE}.partial"
+    partial.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    partial.replace(dest / REPORT_FILE)
+
+
+# --- hash: a manifest for a wheelhouse made by other means ---------------------------------
+
+
+@dataclass
+class HashResult:
+    wheels: int
+    added: List[str]
+    changed: List[str]
+    gone: List[str]
+
+
+def read_manifest(dest: Path) -> Optional[Dict[str, object]]:
+    """DEST/wheelhouse.json as written (None without one); WheelhouseError when unusable."""
+    path = dest / REPORT_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        _hashes.manifest_hashes(data)
+    except (OSError, ValueError) as exc:
+        raise WheelhouseError(f"cannot use {path} ({exc}): delete it and run hash again") from None
+    return data
+
+
+def hash_wheelhouse(dest: Path, header: str) -> HashResult:
+    """Record the sha256 of every wheel of DEST in DEST/wheelhouse.json, as the files are now.
+
+    A manifest build wrote keeps its entries (their sha256 brought up to date); a wheel it
+    does not list is added, one no longer there dropped (a resolved package's entry stays,
+    as missing). This trusts the files: run it where they were made, before they travel.
+    """
+    wheels = {path.name: path for path in wheel_paths(dest)}
+    if not wheels:
+        raise WheelhouseError(f"{dest} has no *.whl file: --dest names a directory of wheels")
+    report: Dict[str, object] = read_manifest(dest) or {"command": header}
+    entries: List[Dict[str, object]] = []
+    result = HashResult(len(wheels), [], [], [])
+    for entry in report.get("packages") or []:
+        name = entry.get("file")
+        path = wheels.get(str(name)) if name else None
+        if not name:
+            entries.append(entry)
+        elif path is None:
+            result.gone.append(str(name))
+            if entry.get("installs"):
+                kept = {k: v for k, v in entry.items() if k not in ("file", "size", "sha256")}
+                entries.append({**kept, "source": "missing"})
+        elif str(name) not in {e.get("file") for e in entries}:
+            digest = sha256(path)
+            if digest != entry.get("sha256"):
+                result.changed.append(str(name))
+            entries.append({**entry, "size": path.stat().st_size, "sha256": digest})
+    listed = {e.get("file") for e in entries}
+    result.added = [name for name in wheels if name not in listed]
+    entries += [file_entry(wheels[name]) for name in result.added]
+    write_manifest(dest, {**report, "packages": entries, "hash_command": header})
+    return result
+
+
+def run_hash(dest: Path, header: str) -> int:
+    if not dest.is_dir():
+        raise WheelhouseError(f"--dest {dest} is not a directory")
+    result = hash_wheelhouse(dest, header)
+    for name in result.changed:
+        warn(f"{name}: its sha256 differs from the one recorded before; recorded it as it is now")
+    for name in result.gone:
+        warn(f"{name}: listed before, no longer in {dest}; dropped from the manifest")
+    figures = {
+        "wheels recorded": result.wheels,
+        "added": len(result.added),
+        "with a new sha256": len(result.changed),
+        "dropped": len(result.gone),
+    }
+    print_figures(f"hash: {dest / REPORT_FILE}", figures)
+    return 0
 
 
 # --- CLI -----------------------------------------------------------------------------------
@@ -1110,6 +1259,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "check", parents=[common], help="prove DEST complete for the target (offline)"
     )
+    hashed = commands.add_parser(
+        "hash",
+        help=f"record the sha256 of every wheel in DEST/{REPORT_FILE} (offline)",
+        description="Record the sha256 of every wheel of DEST in DEST/"
+        f"{REPORT_FILE}, the manifest the role's offline installs check each wheel against: "
+        "for a wheelhouse made by other means (pip wheel, pip download). It trusts the files "
+        "as they are: run it where they were made.",
+    )
+    hashed.add_argument("--dest", required=True, type=Path, help="the wheelhouse directory")
     return parser
 
 
@@ -1166,6 +1324,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     header = "python -m vllm_fleet.wheelhouse " + shlex.join(argv)
     try:
+        if args.command == "hash":
+            return run_hash(args.dest.resolve(), header)
         plan = plan_from_args(args, parser)
         uv = uv_binary()
         dest = args.dest.resolve()

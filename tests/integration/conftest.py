@@ -4,8 +4,25 @@ import shutil
 
 import pytest
 
-from .podman_host import CACHE, FAKE_NVCC, IMAGE, ROLE_PACKAGES, PodmanHost, podman
-from .served_host import WHEELHOUSE, current_vllm, role_vars
+from .podman_host import (
+    CACHE,
+    FAKE_NVCC,
+    IMAGE,
+    NETWORK,
+    ROLE_PACKAGES,
+    SSH_KEY,
+    PodmanHost,
+    podman,
+)
+from .served_host import (
+    GIT_TOKEN,
+    PREFIX,
+    WHEELHOUSE,
+    current_vllm,
+    files_holding,
+    role_vars,
+    serve_mirror_over_http,
+)
 from .test_stage_sources import upstream  # noqa: F401  (a local upstream, for other modules too)
 
 
@@ -22,6 +39,8 @@ def podman_ready():
         pytest.skip(f"test image {IMAGE} missing: run tools/prepare-test-env.sh")
     if not (CACHE / "mirror" / "vllm.git").is_dir():
         pytest.skip("vLLM mirror missing: run tools/prepare-test-env.sh")
+    if podman("network", "exists", NETWORK, check=False).returncode != 0 or not SSH_KEY.is_file():
+        pytest.skip(f"network {NETWORK} or key {SSH_KEY} missing: run tools/prepare-test-env.sh")
 
 
 # A full disk and a read-only one, for the prefix checks.
@@ -48,6 +67,11 @@ def prepared_host(podman_ready):
     host.sh(FAKE_NVCC)
     host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
     host.sh("mkdir -p /srv/wheelhouse-empty")  # an offline wheelhouse without torch
+    # One with the tag's torch but no wheelhouse.json: its wheels cannot be hash-checked.
+    host.sh(
+        "mkdir -p /srv/wheelhouse-unhashed && "
+        ": > /srv/wheelhouse-unhashed/torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"
+    )
     yield host
     host.remove()
 
@@ -65,8 +89,21 @@ def served_host(podman_ready, tmp_path_factory, artifacts):
     shape tests, which run first, and the fault tests, which then change it)."""
     host = PodmanHost(extra_args=WHEELHOUSE)
     host.install(*ROLE_PACKAGES)
-    result = host.run_role(tmp_path_factory.mktemp("first"), **role_vars(artifacts))
+    # The first run clones a private repository over http with user:token in the URL; what
+    # it left on the host is looked at once it ended (test_secrets.py), before later runs
+    # change the checkout.
+    url = serve_mirror_over_http(host)
+    result = host.run_role(
+        tmp_path_factory.mktemp("first"),
+        verbosity=3,
+        **role_vars(artifacts, vllm_source_repo_url=url),
+    )
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     assert current_vllm(host) == "0.30.0"
+    host.first_run = result
+    host.first_run_token_files = files_holding(host, GIT_TOKEN)
+    host.first_run_origin = host.sh(
+        f"git -C {PREFIX}/extern/vllm remote get-url origin", check=False
+    ).stdout.strip()
     yield host
     host.remove()

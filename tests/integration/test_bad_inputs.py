@@ -283,6 +283,10 @@ PREPARED_CASES = {
         {"vllm_source_pip_offline": True, "vllm_source_wheelhouse": "/srv/wheelhouse-empty"},
         ["vllm_source_wheelhouse", "torch 2.13.0", "cpu"],
     ),
+    "offline wheelhouse without the hashes of its wheels": (
+        {"vllm_source_pip_offline": True, "vllm_source_wheelhouse": "/srv/wheelhouse-unhashed"},
+        ["/srv/wheelhouse-unhashed (vllm_source_wheelhouse) has no wheelhouse.json", "hash --dest"],
+    ),
     "repository unreachable": (
         {
             "vllm_source_repo_url": "http://127.0.0.1:9/vllm.git",

@@ -273,9 +273,9 @@ def interrupt_the_build(host: PodmanHost, tmp_path: Path, want, cut: str, heal: 
             break
         time.sleep(1)
     assert done.returncode == 0, f"podman {cut} {host.name}: {done.stderr}"
-    # The controller's end of the connection dies too: its podman exec sessions (the one
-    # waiting for the build among them); later ones fail while the host is cut off.
-    subprocess.run(["pkill", "-KILL", "-f", f"podman exec .*{host.name}"], check=False)
+    # The controller's end of the connection dies too: its SSH master and sessions (the one
+    # waiting for the build among them); new ones time out while the host is cut off.
+    host.drop_connections()
     try:
         result = run.wait()
     finally:

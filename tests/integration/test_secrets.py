@@ -6,6 +6,7 @@ import pytest
 
 from .podman_host import ROLE_PACKAGES, PodmanHost
 from .record import record
+from .served_host import GIT_TOKEN, PREFIX
 
 TOKEN = "idx-s3cr3t-t0ken"
 
@@ -50,5 +51,29 @@ def test_index_password_stays_out_of_output_and_host(host: PodmanHost, tmp_path)
             "exit_code": result.returncode,
             "observed": "token absent from the run output and from /opt /etc /root /tmp /home "
             "/var/log /srv on the host; the failure names the URL as https://***@127.0.0.1:9",
+        },
+    )
+
+
+def test_repository_token_stays_out_of_output_git_and_host(served_host: PodmanHost) -> None:
+    """The served host's first run cloned vLLM over http from a server that wants
+    fleet:<token> in vllm_source_repo_url, at -vvv: the token reached neither the output nor
+    any file (the checkout's origin has the URL without it), and the run completed."""
+    output = served_host.first_run.stdout + served_host.first_run.stderr
+    assert served_host.first_run.returncode == 0
+    assert GIT_TOKEN not in output
+    assert served_host.first_run_token_files == []
+    assert served_host.first_run_origin == "http://127.0.0.1:8417/vllm.git"
+    record(
+        "security",
+        "repository token in an http(s) vllm_source_repo_url",
+        "test_secrets.py::test_repository_token_stays_out_of_output_git_and_host",
+        {
+            "input": {"vllm_source_repo_url": "http://fleet:<token>@127.0.0.1:8417/vllm.git"},
+            "exit_code": served_host.first_run.returncode,
+            "observed": "the run (at -vvv) cloned through the server's Basic auth and "
+            f"completed; the token absent from its output and from every file under "
+            f"/opt /etc /root /tmp /home /var/log /var/tmp /srv; {PREFIX}/extern/vllm's origin is "
+            f"{served_host.first_run_origin}",
         },
     )

@@ -308,7 +308,113 @@ def test_check_refuses_a_wheel_that_changed_since_build(
     wheel.write_bytes(wheel.read_bytes() + b"\0")
     rc, output = run(["check", *flags(inputs, copy)], capsys)
     assert rc == 1
-    assert "app-1.0-py3-none-any.whl is not the file build downloaded" in output
+    assert "app-1.0-py3-none-any.whl is not the file wheelhouse.json records" in output
+    assert f"or run `python -m vllm_fleet.wheelhouse hash --dest {copy}` if you trust" in output
+
+
+def test_check_refuses_a_wheel_the_manifest_does_not_list(
+    inputs: Dict[str, Path], copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    extra = make_wheel(copy, "stowaway", "1.0")  # needed by no one: the resolution is complete
+    rc, output = run(["check", *flags(inputs, copy)], capsys)
+    assert rc == 1
+    assert f"{extra} is not listed in {copy / 'wheelhouse.json'}" in output
+    assert f"run `python -m vllm_fleet.wheelhouse hash --dest {copy}` to record it" in output
+
+
+def test_check_refuses_a_wheelhouse_without_its_manifest(
+    inputs: Dict[str, Path], copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (copy / "wheelhouse.json").unlink()
+    rc, output = run(["check", *flags(inputs, copy)], capsys)
+    assert rc == 1
+    assert f"{copy} has no wheelhouse.json: the role's offline installs refuse" in output
+    assert "is complete" not in output
+
+
+def test_build_records_every_wheel_of_dest_and_keeps_what_it_recorded_before(
+    inputs: Dict[str, Path], copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stowaway = make_wheel(copy, "stowaway", "1.0")  # another target's, say: no one needs it
+    rc, output = run(build_args(inputs, copy), capsys)
+    assert rc == 0, output  # build lists it, so check does not refuse it
+    entry = report(copy)["stowaway==1.0"]
+    assert entry["installs"] == [] and entry["sha256"] == wh.sha256(stowaway)
+    # A listed wheel changed after the build is not recorded anew by the next build.
+    app = copy / "app-1.0-py3-none-any.whl"
+    recorded = report(copy)["app==1.0"]["sha256"]
+    app.write_bytes(app.read_bytes() + b"\0")
+    rc, output = run(build_args(inputs, copy), capsys)
+    assert rc == 1
+    assert report(copy)["app==1.0"]["sha256"] == recorded
+    assert f"{app} is not the file wheelhouse.json records" in output
+
+
+# --- hash: the manifest of a wheelhouse made by other means --------------------------------
+
+
+def test_hash_records_every_wheel_as_it_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dest = tmp_path / "wh"
+    dest.mkdir()
+    made = [make_wheel(dest, "app", "1.0"), make_wheel(dest, "numpy", "2.3.5", CP312)]
+    (dest / "notes.txt").write_text("not a wheel")
+    rc, output = run(["hash", "--dest", str(dest)], capsys)
+    assert rc == 0, output
+    assert f"hash: {dest / 'wheelhouse.json'}: wheels recorded 2, added 2" in output
+    data = json.loads((dest / "wheelhouse.json").read_text())
+    assert wh._hashes.manifest_hashes(data) == {p.name: wh.sha256(p) for p in made}
+    numpy = next(e for e in data["packages"] if e["name"] == "numpy")
+    assert numpy["version"] == "2.3.5" and numpy["source"] == "file-in-wheelhouse"
+    assert data["hash_command"] == f"python -m vllm_fleet.wheelhouse hash --dest {dest}"
+    assert wh.hash_problems(dest) == []
+    rc, output = run(["hash", "--dest", str(dest)], capsys)  # again: nothing new
+    assert "wheels recorded 2, added 0, with a new sha256 0, dropped 0" in output
+
+
+def test_hash_brings_a_builds_manifest_up_to_date(
+    copy: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    app = copy / "app-1.0-py3-none-any.whl"
+    app.write_bytes(app.read_bytes() + b"\0")
+    (copy / "fastlib-1.0-py3-none-any.whl").unlink()
+    extra = make_wheel(copy, "stowaway", "1.0")
+    rc, output = run(["hash", "--dest", str(copy)], capsys)
+    assert rc == 0, output
+    assert "app-1.0-py3-none-any.whl: its sha256 differs from the one recorded before" in output
+    assert "fastlib-1.0-py3-none-any.whl: listed before, no longer in" in output
+    assert "added 1, with a new sha256 1, dropped 1" in output
+    packages = report(copy)
+    assert packages["app==1.0"]["sha256"] == wh.sha256(app)
+    assert packages["app==1.0"]["needed_by"] == ["vllm"]  # the build's entry, kept
+    assert packages["fastlib==1.0"]["source"] == "missing"
+    assert "file" not in packages["fastlib==1.0"]
+    assert packages["stowaway==1.0"]["sha256"] == wh.sha256(extra)
+    assert packages["lib==1.0"]["source"] == "provided-by-image"
+    data = json.loads((copy / "wheelhouse.json").read_text())
+    assert data["target"]["platform"] == "manylinux_2_39_x86_64"  # the build's report stays
+    assert wh.hash_problems(copy) == []
+
+
+def test_hash_refuses_a_directory_without_wheels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, output = run(["hash", "--dest", str(tmp_path)], capsys)
+    assert rc == 1
+    assert f"{tmp_path} has no *.whl file" in output
+    assert not (tmp_path / "wheelhouse.json").exists()
+
+
+def test_hash_refuses_an_unusable_manifest(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_wheel(tmp_path, "app", "1.0")
+    (tmp_path / "wheelhouse.json").write_text('{"packages": [{"file": "app.whl", "sha256": "x"}]}')
+    rc, output = run(["hash", "--dest", str(tmp_path)], capsys)
+    assert rc == 1
+    assert "sha256 'x' is not 64 lowercase hex digits" in output
+    assert "delete it and run hash again" in output
 
 
 # --- arguments -----------------------------------------------------------------------------

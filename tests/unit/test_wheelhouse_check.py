@@ -6,6 +6,7 @@ Templar and compare.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -60,11 +61,16 @@ def render_jinja(host_wheelhouse: str, controller_wheelhouse: str) -> Dict[str, 
         }
 
 
-def wheelhouse(tmp_path: Path, *names: str) -> str:
+def wheelhouse(tmp_path: Path, *names: str, manifest: bool = True) -> str:
+    """A wheelhouse of empty files, with a wheelhouse.json that lists them (or none)."""
     path = tmp_path / "wheelhouse"
     path.mkdir()
     for name in names:
         (path / name).write_bytes(b"")
+    if manifest:
+        empty = hashlib.sha256(b"").hexdigest()
+        packages = [{"file": name, "sha256": empty} for name in names]
+        (path / "wheelhouse.json").write_text(json.dumps({"packages": packages}), "utf-8")
     return str(path)
 
 
@@ -165,3 +171,19 @@ def test_module_names_the_variables_it_is_given(
         capsys,
     )
     assert "-*.whl to stage_wheelhouse (or stage_controller_wheelhouse), or set" in out["msg"]
+
+
+@pytest.mark.parametrize("controller", ["", "/c/wh"])
+def test_module_refuses_a_wheelhouse_without_its_hashes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], controller: str
+) -> None:
+    """Offline installs are hash-checked against wheelhouse.json: a wheelhouse without one is
+    refused here, before anything changes, naming the command that records it."""
+    path = wheelhouse(tmp_path, f"torch-2.9.0+cu128-{TAG}.whl", manifest=False)
+    out = run_main({"path": path, "controller_wheelhouse": controller}, capsys)
+    assert out["failed"] is True
+    assert "has no wheelhouse.json" in out["msg"] and "hash --dest" in out["msg"]
+    assert (controller or "vllm_source_wheelhouse") in out["msg"]
+    (Path(path) / "wheelhouse.json").write_text("{not json", "utf-8")
+    out = run_main({"path": path, "controller_wheelhouse": controller}, capsys)
+    assert out["failed"] is True and "unusable wheelhouse.json" in out["msg"]

@@ -46,7 +46,8 @@ def test_service_user_is_unprivileged_system_user(host):
     assert user.group == "vllm"
 
 
-@pytest.mark.parametrize("path", [PREFIX, f"{PREFIX}/extern/vllm", VENV, f"{PREFIX}/logs"])
+# The release (current's venv among it) is root's: test_release_readonly.py.
+@pytest.mark.parametrize("path", [PREFIX, f"{PREFIX}/extern/vllm", f"{PREFIX}/logs"])
 def test_install_tree_owned_by_service_user_and_not_writable_by_others(host, path):
     f = host.file(path)
     assert f.is_directory

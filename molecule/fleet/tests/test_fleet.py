@@ -163,14 +163,38 @@ def test_non_builders_have_no_checkout():
         assert sh(host, f"test -e {PREFIX}/extern/vllm && echo yes || echo no") == "no"
 
 
-def test_releases_belong_to_the_service_user_and_are_not_writable_by_others():
+def unsealed_entries(host: str, release: str) -> str:
+    """Entries of a release that are not sealed: not root's, or group/other-writable or
+    setuid/setgid (symlinks aside, whose mode means nothing); "" when it is read-only."""
+    return sh(
+        host,
+        f"find {release} \\( ! -user root -o ! -group root -o \\( ! -type l -perm /6022 \\) \\) "
+        "-printf '%u:%g %m %p\\n' | head -20",
+    )
+
+
+def assert_read_only_to_the_service_user(host: str, release: str) -> None:
+    """The release is root's, and the service user can neither add nor change a file in it."""
+    assert unsealed_entries(host, release) == "", (host, release)
+    site = sh(host, f"readlink -f {release}/venv/lib/python3*/site-packages")
+    for script in (f"touch {site}/vllm/x.py", f"echo x >> {site}/vllm/__init__.py",
+                   f"mv {release}/venv {release}/venv-moved"):  # fmt: skip
+        tried = sh(host, f"su -s /bin/sh vllm -c '{script}' 2>&1 && echo allowed", check=False)
+        assert "allowed" not in tried, (host, script, tried)
+    assert sh(host, f"test -e {site}/vllm/x.py && echo yes || echo no") == "no"
+
+
+def test_releases_are_roots_and_read_only_to_the_service_user():
     at_stage("converged")
     for host in SAME_KEY:
         key = current_key(host)
         release = f"{PREFIX}/releases/{key}"
-        for path in [f"{PREFIX}/releases", release, f"{release}/venv", f"{release}/wheel"]:
+        owner, mode = sh(host, f"stat -c '%U %a' {PREFIX}/releases").split()
+        assert owner == "vllm" and int(mode, 8) & 0o022 == 0, (host, owner, mode)
+        for path in [release, f"{release}/venv", f"{release}/wheel"]:
             owner, mode = sh(host, f"stat -c '%U %a' {path}").split()
-            assert owner == "vllm" and int(mode, 8) & 0o022 == 0, (host, path, owner, mode)
+            assert owner == "root" and int(mode, 8) & 0o022 == 0, (host, path, owner, mode)
+        assert_read_only_to_the_service_user(host, release)
         profile = sh(host, "cat /etc/profile.d/vllm-source.sh")
         assert f'VLLM_SOURCE_VENV="{PREFIX}/current/venv"' in profile
         assert sh(host, f"test -e {PREFIX}/.vllm-source.lock && echo held || echo free") == "free"
@@ -215,6 +239,9 @@ def test_second_run_after_the_bump_changes_nothing():
 
 def test_rollback_returns_every_host_to_the_previous_release_and_verifies_it():
     keys = at_stage("bumped")
+    # On f1 the target is as a release made before releases were sealed: the service user's.
+    # The rollback seals it before its verify (test_the_release_rolled_back_to_is_read_only...).
+    sh("vllm-fleet-f1", f"chown -R -h vllm:vllm {PREFIX}/releases/{keys['old']}")
     run = playbook("rollback.yml", "-l", LIMIT)
     assert run.returncode == 0, run.stdout[-4000:]
     assert run.stdout.count("; verified.") == 3
@@ -222,6 +249,14 @@ def test_rollback_returns_every_host_to_the_previous_release_and_verifies_it():
         assert current_key(host) == keys["old"]
         assert vllm_version(host) == "0.29.0+empty"
     assert run.stats and all(c["failed"] == 0 for c in run.stats.values()), run.stats
+
+
+def test_the_release_rolled_back_to_is_read_only_to_the_service_user():
+    keys = at_stage("rolled back")
+    for host in SAME_KEY:
+        for key in (keys["old"], keys["new"]):  # current, and the one it left
+            assert_read_only_to_the_service_user(host, f"{PREFIX}/releases/{key}")
+        assert vllm_version(host) == "0.29.0+empty", "vLLM still runs from the sealed release"
 
 
 def test_rollback_to_a_named_key_goes_forward_again_and_back(tmp_path):

@@ -1,0 +1,281 @@
+#!/usr/bin/python
+"""Ansible module vllm_pip_hashed: install from an offline wheelhouse with every wheel
+hash-checked against the wheelhouse's manifest."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, List
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_hashes import (
+    SHA256_RE,
+    HashedInstallError,
+    ManifestError,
+    Pinned,
+    dry_run_argv,
+    hash_mismatches,
+    install_argv,
+    manifest_message,
+    mismatch_message,
+    parse_report,
+    pin_hashes,
+    pip_environment,
+    read_manifest,
+    requirements_text,
+    wheelhouse_origin,
+)
+
+DOCUMENTATION = r"""
+---
+module: vllm_pip_hashed
+short_description: Install Python packages from an offline wheelhouse, every wheel hash-checked
+description:
+  - >-
+    Asks the venv's pip what it would install from the wheelhouse alone
+    (C(pip install --dry-run --report FILE --no-index --find-links WHEELHOUSE ...), pip 22.2 or
+    newer), looks up each chosen wheel's sha256 in the wheelhouse's C(wheelhouse.json) (written
+    on the controller by C(python -m vllm_fleet.wheelhouse build) or C(hash)), writes those as
+    C(name==version --hash=sha256:...) lines to I(requirements_file), then installs exactly
+    them with C(pip install --require-hashes --no-deps --no-index -r requirements_file).
+  - >-
+    Fails before installing anything, naming the file and the fix, when the wheelhouse has no
+    usable manifest, when pip would take a wheel the manifest does not list, a source
+    distribution, or a file from outside the wheelhouse. A wheel whose bytes differ from the
+    manifest is refused by pip's hash check; the message names the file.
+  - >-
+    Files outside the wheelhouse (vLLM's own wheel) are installed when I(file_hashes) gives
+    their sha256, as C(name @ file://... --hash=sha256:...).
+  - >-
+    pip's configuration files and PIP_* variables do not apply, so only the wheelhouse is a
+    source. Run it as the venv's owner (become_user). Changed only when pip installed
+    something; in check mode it asks pip and reports what it would install.
+options:
+  python:
+    description: The venv's Python; the module runs C(python -m pip).
+    type: path
+    required: true
+  requirements:
+    description: Requirement specifiers or paths of wheel files, as pip install takes them.
+    type: list
+    elements: str
+    required: true
+  wheelhouse:
+    description: >-
+      The wheelhouse directory on the host, whose wheelhouse.json records every wheel's sha256;
+      empty for none (then only files of I(file_hashes) can be installed).
+    type: path
+    default: ""
+  controller_wheelhouse:
+    description: >-
+      The controller's directory that I(wheelhouse) is a copy of
+      (vllm_source_controller_wheelhouse), for the messages; empty when the host's own.
+    type: str
+    default: ""
+  file_hashes:
+    description: >-
+      sha256 of files outside the wheelhouse, by path (the vLLM wheel and the sha256 its build
+      recorded).
+    type: dict
+    default: {}
+  requirements_file:
+    description: >-
+      Where the hashed requirements go (written only when something is installed; a
+      directory that does not exist is created).
+    type: path
+    required: true
+  deps:
+    description: Whether pip installs the requirements' dependencies too (false is --no-deps).
+    type: bool
+    default: true
+  force_reinstall:
+    description: Reinstall the requirements even when installed already (--force-reinstall).
+    type: bool
+    default: false
+  extra_args:
+    description: More options of the install, such as C(--no-compile).
+    type: list
+    elements: str
+    default: []
+author: vllm-fleet
+"""
+
+EXAMPLES = r"""
+- name: Install the PyTorch version the tag pins from the wheelhouse, hash-checked.
+  vllm_pip_hashed:
+    python: /opt/vllm/releases/KEY/venv/bin/python
+    requirements: [torch==2.9.0]
+    wheelhouse: /srv/wheelhouse
+    requirements_file: /opt/vllm/releases/KEY/hashed-requirements/torch.txt
+  become: true
+  become_user: vllm
+
+- name: Install the vLLM wheel with the sha256 its build recorded.
+  vllm_pip_hashed:
+    python: /opt/vllm/releases/KEY/venv/bin/python
+    requirements: [/opt/vllm/releases/KEY/wheel/vllm-0.30.0-cp38-abi3-linux_x86_64.whl]
+    file_hashes:
+      /opt/vllm/releases/KEY/wheel/vllm-0.30.0-cp38-abi3-linux_x86_64.whl: 0f3c...
+    deps: false
+    force_reinstall: true
+    requirements_file: /opt/vllm/releases/KEY/hashed-requirements/vllm.txt
+  become: true
+  become_user: vllm
+"""
+
+RETURN = r"""
+installed:
+  description: >-
+    What pip installed (in check mode, would install), each with the file and the sha256 it
+    was checked against.
+  type: list
+  elements: dict
+  returned: always
+  sample:
+    - name: torch
+      version: 2.9.0+cu128
+      file: /srv/wheelhouse/torch-2.9.0+cu128-cp312-cp312-manylinux_2_28_x86_64.whl
+      sha256: 5b1f...
+requirements_file:
+  description: The requirements file with hashes; empty when nothing was installed.
+  type: str
+  returned: always
+cmd:
+  description: The last pip command run.
+  type: list
+  elements: str
+  returned: when pip ran
+stdout:
+  description: pip's standard output of the last command.
+  type: str
+  returned: when pip ran
+stderr:
+  description: pip's standard error of the last command.
+  type: str
+  returned: when pip ran
+"""
+
+
+def write_requirements(path: str, pinned: List[Pinned]) -> None:
+    """The hashed requirements, written whole (a temporary file renamed over the old one)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    partial = f"{path}.partial"
+    with open(partial, "w", encoding="utf-8") as handle:
+        handle.write(requirements_text(pinned))
+    os.chmod(partial, 0o644)
+    os.replace(partial, path)
+
+
+def isolate_pip() -> None:
+    """This process's environment as pip gets it: no PIP_* variable, no configuration file."""
+    wanted = pip_environment(os.environ)
+    for key in [k for k in os.environ if k not in wanted]:
+        del os.environ[key]
+    os.environ.update(wanted)
+
+
+def run_module() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "python": {"type": "path", "required": True},
+            "requirements": {"type": "list", "elements": "str", "required": True},
+            "wheelhouse": {"type": "path", "default": ""},
+            "controller_wheelhouse": {"type": "str", "default": ""},
+            "file_hashes": {"type": "dict", "default": {}},
+            "requirements_file": {"type": "path", "required": True},
+            "deps": {"type": "bool", "default": True},
+            "force_reinstall": {"type": "bool", "default": False},
+            "extra_args": {"type": "list", "elements": "str", "default": []},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    python, wheelhouse, controller = p["python"], p["wheelhouse"] or "", p["controller_wheelhouse"]
+    result: Dict[str, Any] = {"installed": [], "requirements_file": ""}
+    if not p["requirements"]:
+        module.exit_json(changed=False, **result)
+    file_hashes = {path: str(digest).lower() for path, digest in p["file_hashes"].items()}
+    bad = {path: v for path, v in file_hashes.items() if not SHA256_RE.fullmatch(v)}
+    if bad:
+        module.fail_json(msg=f"file_hashes needs a sha256 (64 hex digits) per file, got {bad}")
+    paths = (python, wheelhouse, *file_hashes)
+    missing = [path for path in paths if path and not os.path.exists(path)]
+    if missing and module.check_mode:  # a run creates them (the venv, the copies) before this
+        module.exit_json(
+            changed=True,
+            msg=f"{' and '.join(missing)} do not exist yet: the run creates them, then installs",
+            **result,
+        )
+    if not os.path.exists(python):
+        module.fail_json(msg=f"{python} does not exist: create the venv first", **result)
+    manifest: Dict[str, str] = {}
+    if wheelhouse and not os.path.isdir(wheelhouse):
+        module.fail_json(
+            msg=f"The wheelhouse {wheelhouse_origin(wheelhouse, controller)} is not a directory "
+            "on this host: set vllm_source_wheelhouse to the host's wheelhouse, or "
+            "vllm_source_controller_wheelhouse to one on the controller that the role copies",
+            **result,
+        )
+    if wheelhouse:
+        try:
+            manifest = read_manifest(wheelhouse)
+        except ManifestError as exc:
+            module.fail_json(msg=manifest_message(str(exc), wheelhouse, controller), **result)
+
+    isolate_pip()
+    report = os.path.join(module.tmpdir, "pip-report.json")
+    argv = dry_run_argv(
+        python, wheelhouse, p["requirements"], report, p["deps"], p["force_reinstall"]
+    )
+    rc, out, err = module.run_command(argv)
+    result.update(cmd=argv, stdout=out, stderr=err)
+    if rc != 0 and "no such option: --report" in err:
+        module.fail_json(
+            msg=f"{python}'s pip has no `install --dry-run --report` (pip 22.2 or newer has; "
+            "Debian bookworm's venvs get 23.0.1): create the venv with a newer Python or pip",
+            **result,
+        )
+    if rc != 0:
+        module.fail_json(
+            msg=f"pip cannot install {' '.join(p['requirements'])} from "
+            f"{wheelhouse or 'the given files'} alone (pip's message below): add the missing "
+            "wheels to the wheelhouse on the controller (python -m vllm_fleet.wheelhouse build "
+            "and check say which), then record them with `python -m vllm_fleet.wheelhouse hash`",
+            **result,
+        )
+    try:
+        with open(report, encoding="utf-8") as handle:
+            chosen = parse_report(handle.read())
+        pinned = pin_hashes(chosen, wheelhouse, manifest, file_hashes, controller)
+    except (OSError, ValueError) as exc:
+        module.fail_json(msg=f"cannot read pip's report {report} (pip 22.2+?): {exc}", **result)
+    except HashedInstallError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result["installed"] = [item.returned() for item in pinned]
+    if not pinned or module.check_mode:
+        module.exit_json(changed=bool(pinned), **result)
+
+    write_requirements(p["requirements_file"], pinned)
+    result["requirements_file"] = p["requirements_file"]
+    argv = install_argv(
+        python, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]
+    )
+    rc, out, err = module.run_command(argv)
+    result.update(cmd=argv, stdout=out, stderr=err)
+    if rc != 0:
+        mismatches = hash_mismatches(f"{err}\n{out}")
+        module.fail_json(
+            msg=mismatch_message(mismatches, wheelhouse, controller, list(file_hashes))
+            if mismatches
+            else f"pip install -r {p['requirements_file']} failed (pip's message below)",
+            **result,
+        )
+    module.exit_json(changed=True, **result)
+
+
+def main() -> None:
+    run_module()
+
+
+if __name__ == "__main__":
+    main()
