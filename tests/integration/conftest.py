@@ -103,7 +103,7 @@ def served_host(podman_ready, tmp_path_factory, artifacts):
     host.first_run = result
     host.first_run_token_files = files_holding(host, GIT_TOKEN)
     host.first_run_origin = host.sh(
-        f"git -C {PREFIX}/extern/vllm remote get-url origin", check=False
+        f"git -c safe.directory='*' -C {PREFIX}/extern/vllm remote get-url origin", check=False
     ).stdout.strip()
     yield host
     host.remove()

@@ -67,6 +67,11 @@ def _next_address() -> str:
     return f"10.89.{80 + n // 256}.{n % 256}"
 
 
+def _mac(address: str) -> str:
+    """A locally administered MAC address made of the IPv4 address."""
+    return "02:42:" + ":".join(f"{int(octet):02x}" for octet in address.split("."))
+
+
 class PodmanHost:
     """A Debian host in podman that the role reaches over SSH with pipelining, as it reaches
     real fleet hosts (and three times faster per task than the podman connection); the
@@ -78,7 +83,9 @@ class PodmanHost:
             self.address = _next_address()
             started = podman(
                 "run", "-d", "--name", self.name, "--hostname", self.name, "--stop-timeout=1",
-                "--network", NETWORK, "--ip", self.address,
+                # A fixed MAC too: a restarted host keeps it, so the controller's ARP entry
+                # for the address stays right (a new MAC left it unreachable for a while).
+                "--network", NETWORK, "--ip", self.address, "--mac-address", _mac(self.address),
                 "-v", f"{CACHE / 'ssh' / 'authorized_keys'}:/root/.ssh/authorized_keys:ro",
                 "-v", f"{CACHE / 'mirror'}:/srv/mirror:ro",
                 *extra_args, IMAGE, "/usr/local/sbin/run-sshd",

@@ -86,3 +86,22 @@ def test_adhoc_results_are_read() -> None:
     log += '  "msg": "m"\n}\n'
     assert render.adhoc_result(log) == {"engine": {"state": "failed"}, "msg": "m"}
     assert render.adhoc_result("nothing") is None
+
+
+def test_the_hash_checked_installs_and_the_seal_are_copied_from_the_log() -> None:
+    hashed = render.HASHED_TASKS[0]
+    log = (
+        f"TASK [vllm_source : {hashed}] ***\n"
+        'changed: [h] => {"changed": true, "installed": [{"name": "a"}, {"name": "b"}], '
+        '"requirements_file": "/r/build.txt"}\n\n'
+        f"TASK [vllm_source : {render.HASHED_TASKS[1]}] ***\n"
+        'skipping: [h] => {"changed": false}\n\n'
+        f"TASK [vllm_source : {render.SEAL_TASK}] ***\n"
+        'ok: [h] => {"changed": false, "changed_entries": 0, "release_dir": "/r/k"}\n'
+    )
+    lines = render.hardening_section(log)[1].splitlines()
+    assert lines == [
+        f"- {hashed} changed=true: 2 wheels installed with --require-hashes from /r/build.txt",
+        f"- {render.SEAL_TASK} changed=false: 0 entries of /r/k handed to root",
+    ]
+    assert render.hardening_section("TASK [vllm_source : Other.] ***\nok: [h] => {}\n") == []

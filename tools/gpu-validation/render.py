@@ -41,8 +41,20 @@ def task_name(task_file: str, module: str) -> str:
     raise LookupError(f"no task calls {module} in roles/vllm_source/tasks/{task_file}")
 
 
+def task_names(task_files: List[str], module: str) -> List[str]:
+    """The names of every task in the role's `task_files` that calls `module`, in order."""
+    return [
+        str(task["name"])
+        for task_file in task_files
+        for task in _tasks(yaml.safe_load((TASKS / task_file).read_text(encoding="utf-8")))
+        if module in task
+    ]
+
+
 VERIFY_TASK = task_name("09_verify.yml", "vllm_verify")
 SMOKE_TASK = task_name("09_verify.yml", "vllm_smoke")
+SEAL_TASK = task_name("09_verify.yml", "vllm_release")
+HASHED_TASKS = task_names(["06_venv.yml", "07_build.yml", "08_install.yml"], "vllm_pip_hashed")
 
 
 def task_result(log: str, task: str) -> Optional[Dict[str, Any]]:
@@ -50,8 +62,9 @@ def task_result(log: str, task: str) -> Optional[Dict[str, Any]]:
     start = log.find(f"TASK [vllm_source : {task}]")
     if start < 0:
         return None
+    end = log.find("\nTASK [", start + 1)  # the task's own output only (a skipped one has none)
     match = re.compile(r"^(ok|changed|fatal): \[[^\]]+\]:? (?:FAILED! )?=> ", re.M).search(
-        log, start
+        log, start, end if end > 0 else len(log)
     )
     if not match:
         return None
@@ -135,6 +148,30 @@ def smoke_section(smoke: Dict[str, Any]) -> List[str]:
     ]
 
 
+def hardening_section(log: str) -> List[str]:
+    """The hash-checked installs that ran (wheels installed, each by its recorded sha256) and
+    the seal of the release (entries handed to root), as the run printed them."""
+    lines = []
+    for task in HASHED_TASKS:
+        result = task_result(log, task)
+        if result is not None:
+            wheels = result.get("installed") or []
+            lines.append(
+                f"- {task} changed={str(result.get('changed')).lower()}: {len(wheels)} wheels "
+                f"installed with --require-hashes from {result.get('requirements_file', '?')}"
+            )
+    seal = task_result(log, SEAL_TASK)
+    if seal is not None:
+        lines.append(
+            f"- {SEAL_TASK} changed={str(seal.get('changed')).lower()}: "
+            f"{seal.get('changed_entries', '?')} entries of {seal.get('release_dir', '?')} "
+            "handed to root"
+        )
+    if not lines:
+        return []
+    return ["Hash-checked installs and the sealed release:\n", "\n".join(lines) + "\n"]
+
+
 def run_section(files: Dict[str, Path], n: int, title: str) -> List[str]:
     log = read(files[f"run{n}.log"])
     out = [f"## {title}\n"]
@@ -147,6 +184,7 @@ def run_section(files: Dict[str, Path], n: int, title: str) -> List[str]:
             "Verify module result (`vllm_verify`):\n",
             fenced(json.dumps(verify, indent=2), "json"),
         ]
+    out += hardening_section(log)
     smoke = task_result(log, SMOKE_TASK)
     out += smoke_section(smoke) if smoke else ["Smoke test: not reached in this run.\n"]
     if f"gpu-after-run{n}.txt" in files:
