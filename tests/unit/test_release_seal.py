@@ -366,7 +366,8 @@ def test_only_a_run_that_installs_unseals_the_release_and_only_under_the_lock() 
     lock = index_of(tasks, lambda t: t.get("ansible.builtin.include_tasks") == "_lock.yml")
     unsealed_at = [i for i, t in enumerate(tasks) if release_state(t) == "unsealed"]
     assert len(unsealed_at) == 1 and unsealed_at[0] > lock
-    assert tasks[unsealed_at[0]]["when"] == "__vllm_source_needs_install | bool"
+    # Skipped where no plan ran (the prefix phase alone, as test_controller_copy.py runs it).
+    assert tasks[unsealed_at[0]]["when"] == "__vllm_source_needs_install | default(false) | bool"
     others = [n for n in (p.name for p in TASKS.glob("*.yml")) if n != "05_prefix.yml"]
     assert not any(release_state(t) == "unsealed" for n in others for t in flat(tasks_of(n)))
 
