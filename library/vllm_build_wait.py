@@ -8,6 +8,7 @@ import os
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.vllm_fleet_buildlog import read_log_file
 from ansible.module_utils.vllm_fleet_release import host_boot_id, live_build
 
 DOCUMENTATION = r"""
@@ -30,6 +31,11 @@ description:
     pid that is gone, or a boot id other than the host's, means the build died: the module
     fails at once, naming the build log; the next run builds the key again.
   - Returns C(finished=false) when I(wait) ends first, for the task's C(until) to call again.
+  - >-
+    Every return, finished or not and failures too, carries the build's C(progress) read from
+    I(log) (module_utils/vllm_fleet_buildlog.py): its stage, ninja's step count, the recent
+    rate, the time left and a one-line C(summary), which the vllm_fleet_progress callback
+    prints at every retry.
 options:
   results_file:
     description: The async job's results file, the C(results_file) of the async task's result.
@@ -40,7 +46,7 @@ options:
     type: path
     required: true
   log:
-    description: The build log, named in the failure.
+    description: The build log, named in the failure and read for C(progress).
     type: path
     required: true
   wait:
@@ -94,6 +100,70 @@ stderr:
   description: The build script's standard error.
   type: str
   returned: when finished
+progress:
+  description: >-
+    The build's progress read from I(log) when the module returned (vllm_fleet_buildlog's
+    progress()); null while the log does not exist.
+  type: dict
+  returned: always
+  contains:
+    key:
+      description: The build key (null before the script's first line).
+      type: str
+    mode:
+      description: The build mode, C(full) or C(precompiled).
+      type: str
+    stage:
+      description: >-
+        What the build does now: starting, preparing metadata, extracting precompiled
+        kernels, building the wheel, configuring, compiling, packing the wheel, wheel built,
+        finished or failed.
+      type: str
+    elapsed_s:
+      description: Seconds since the build started, to 0.1 s.
+      type: float
+    step:
+      description: The step of ninja's last C([step/total]) line, null before one.
+      type: int
+    total:
+      description: The total of ninja's last C([step/total]) line, null before one.
+      type: int
+    percent:
+      description: step / total in percent, to 0.1.
+      type: float
+    steps_per_min:
+      description: >-
+        Ninja's steps per minute over the last 10 minutes; null before 10 steps.
+      type: float
+    eta_s:
+      description: While the build runs, the estimated seconds to the compile's end, or null.
+      type: int
+    last_line:
+      description: >-
+        The log's last line without its stamp, URL credentials masked, at most 160
+        characters.
+      type: str
+    summary:
+      description: >-
+        One line of these, such as "build 0ddf074ce686cbc9 (full): compiling 167/393
+        (42.5%), 15.9 steps/min, about 14 min left, 11 min 36 s in".
+      type: str
+  sample:
+    key: 0ddf074ce686cbc9
+    mode: full
+    stage: compiling
+    elapsed_s: 696.1
+    step: 167
+    total: 393
+    percent: 42.5
+    steps_per_min: 15.9
+    eta_s: 852
+    last_line: >-
+      [167/393] Building CXX object
+      vllm-flash-attn/CMakeFiles/_vllm_fa3_C.dir/hopper/flash_api_torch_lib.cpp.o
+    summary: >-
+      build 0ddf074ce686cbc9 (full): compiling 167/393 (42.5%), 15.9 steps/min,
+      about 14 min left, 11 min 36 s in
 """
 
 
@@ -134,6 +204,16 @@ def build_alive(pid_file: str, since: float, grace: int, now: float, boot_id: st
     return f"no build of the key ran within {grace} s of the job's start"
 
 
+def build_progress(log: str, running: bool):
+    """The build's progress from its log (None while there is none). While it runs, its
+    elapsed time counts on from the log's last write. Progress is for display: a log it cannot
+    read never fails the wait."""
+    try:
+        return read_log_file(log, now=time.time() if running else None)
+    except Exception:  # a display aid must not end the wait for a build of hours
+        return None
+
+
 def main() -> None:
     module = AnsibleModule(
         argument_spec={
@@ -151,7 +231,8 @@ def main() -> None:
         module.fail_json(
             msg=f"The build job's results file {p['results_file']} is gone: the host restarted "
             f"or its async directory was cleaned while the build ran; see {p['log']}. The next "
-            "run builds the key again."
+            "run builds the key again.",
+            progress=build_progress(p["log"], False),
         )
     since = os.path.getmtime(p["results_file"])
     since = min(since, os.stat(p["results_file"]).st_ctime)
@@ -163,6 +244,7 @@ def main() -> None:
             out = {k: result.get(k) for k in ("rc", "stdout", "stdout_lines", "stderr")}
             if out["stdout_lines"] is None:
                 out["stdout_lines"] = (out["stdout"] or "").splitlines()
+            out["progress"] = build_progress(p["log"], False)
             if result.get("rc") != 0 or result.get("failed"):
                 module.fail_json(
                     msg=result.get("msg") or "non-zero return code", finished=True, **out
@@ -174,9 +256,10 @@ def main() -> None:
                 finished=True,
                 msg=f"The build stopped without finishing: {dead}. See {p['log']}; the next "
                 "run builds the key again (the host keeps its current release).",
+                progress=build_progress(p["log"], False),
             )
         if time.monotonic() >= deadline:
-            module.exit_json(changed=False, finished=False)
+            module.exit_json(changed=False, finished=False, progress=build_progress(p["log"], True))
         time.sleep(p["poll"])
 
 

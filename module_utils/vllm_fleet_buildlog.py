@@ -13,11 +13,18 @@ and BLOCK_END, the bash functions that shell_functions() generates from STAMP an
 template's copy differs from shell_functions() (its message holds the text to paste), and
 runs the rendered script to read its log back with read_log(). Pure functions, used by
 bench/build_time and tools/gpu-validation/render.py.
+
+A build's live progress (progress(), read_log_file()) comes from the same reading: the stage
+the build is in (STAGES: the lines of pip, setuptools, vLLM's setup.py and CMake that mark
+one), ninja's step count, and an estimate of the compile's time left (estimate_remaining()).
+library/vllm_build_wait.py returns it at every poll, the vllm_fleet_progress callback prints
+its summary.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import string
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -67,6 +74,26 @@ BLOCK_END = "# --- END the build log's lines."
 # Not ours: ninja's progress lines and CMake's wording for a CUDA compile step.
 STEP_RE = re.compile(r"^\s*\[(\d+)/(\d+)\] (.*)$")
 CUDA_STEP = "Building CUDA object"
+
+# What the build is doing now: the first pattern that matches a line of the build's output
+# (its stamp and pip's indent stripped) sets the stage, which holds until another line sets
+# one; the script's own started / finished / FAILED lines set "starting", "finished" and
+# "failed". Every wording is one that pip -v, setuptools, vLLM's setup.py or CMake printed in
+# the logs under docs/gpu-validation/. A precompiled build extracts the kernels twice, while
+# preparing the metadata and while building the wheel; a full build configures CMake and
+# compiles inside "building the wheel"; both then pack the wheel (install_lib, then zip).
+STAGES: Tuple[Tuple[re.Pattern, str], ...] = (
+    (re.compile(r"Preparing metadata \(.*\): started"), "preparing metadata"),
+    (re.compile(r"running dist_info$"), "preparing metadata"),
+    (re.compile(r"\[extract\] "), "extracting precompiled kernels"),
+    (re.compile(r"Building wheel for \S+ \(.*\): started"), "building the wheel"),
+    (re.compile(r"running bdist_wheel$"), "building the wheel"),
+    (re.compile(r"-- The \S+ compiler identification is "), "configuring"),
+    (STEP_RE, "compiling"),
+    (re.compile(r"installing to build/"), "packing the wheel"),
+    (re.compile(r"Building wheel for \S+ \(.*\): finished with status 'done'"), "wheel built"),
+    (re.compile(r"Created wheel for "), "wheel built"),
+)
 
 
 def fields(kind: str) -> List[str]:
@@ -174,8 +201,22 @@ def parse_text(text: str) -> Optional[Tuple[str, Dict[str, Any]]]:
     return None
 
 
+def stage_of(text: str) -> Optional[str]:
+    """The stage a line of the build's output marks (STAGES), or None."""
+    text = text.lstrip()
+    for pattern, stage in STAGES:
+        if pattern.match(text):
+            return stage
+    return None
+
+
 def read_log(lines: Iterable[str]) -> Dict[str, Any]:
-    """Collect the facts of one build log."""
+    """Collect the facts of one build log.
+
+    Besides the script's fields and ninja's steps: `stage`, what the build does now (STAGES;
+    "starting" before any line marks one), and `last_line`, the text of the last line that
+    is not blank, without its stamp.
+    """
     facts: Dict[str, Any] = {
         "key": None,
         "started": None,
@@ -188,11 +229,15 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
         "status": "running",
         "duration_s": None,
         "last_elapsed_s": 0.0,
+        "stage": "starting",
+        "last_line": None,
     }
     for raw in lines:
         elapsed, text = parse_line(raw)
         if elapsed is not None:
             facts["last_elapsed_s"] = elapsed
+        if text.strip():
+            facts["last_line"] = text.strip()
         parsed = parse_text(text)
         if parsed:
             kind, values = parsed
@@ -202,9 +247,15 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
             elif kind in ("finished", "failed"):
                 facts["status"] = kind
                 facts["duration_s"] = values["duration_s"]
+                facts["stage"] = kind
             else:
                 facts.update(values)
+                if kind == "started":
+                    facts["stage"] = "starting"
             continue
+        stage = stage_of(text)
+        if stage and facts["status"] == "running":
+            facts["stage"] = stage
         step = STEP_RE.match(text)
         if step:
             facts["steps"].append((elapsed, int(step.group(1)), int(step.group(2))))
@@ -249,3 +300,199 @@ def summary(facts: Dict[str, Any]) -> Dict[str, Any]:
             f"{int(f * 100)}%": time_to_fraction(steps, f) for f in (0.25, 0.5, 0.75, 1.0)
         },
     }
+
+
+# --- progress ------------------------------------------------------------------------
+
+# The rate estimate_remaining() extrapolates: ninja's steps over the last RATE_WINDOW_S
+# seconds of the compile, counted from the last step line at or before the window's start
+# (from the first step line while the compile is younger than that). Chosen on the two full
+# builds recorded in docs/gpu-validation (h200x2-2026-11-28 at 32 CPUs, h200x1-2026-12-01 at
+# 16), each cut at 15 %, 20 %, ... 80 % of its recorded steps and asked how long to its last
+# recorded step: the last 10 minutes were off by 19 % on average (55 % at worst; +38 % and
+# -16 % from the cut at half the steps), the last 5 minutes by 21 % (55 %), the last 3 by 36 %
+# (143 %), the last 25 % of the steps by 49 % (199 %), the last 50 % by 36 % (75 %), a
+# least-squares slope over 10 minutes by 21 % (64 %). ninja's steps differ widely in length (a
+# CXX object takes a second, a Marlin or Machete kernel minutes, and they finish in bursts):
+# a window counted in steps, or a short one, measures one burst or one lull; ten minutes
+# spans several, and in a build of an hour or more still follows its later, heavier kernels.
+RATE_WINDOW_S = 600.0
+MIN_STEPS = 10  # fewer stamped step lines say too little about the rate
+LAST_LINE_CHARS = 160
+CREDENTIALS_RE = re.compile(r"//[^/\s@]+@")  # the user:password@ of a URL
+
+
+def _last_run(steps: List[Tuple[Optional[float], int, int]]) -> List[Tuple[float, int, int]]:
+    """The stamped steps of the last ninja run: the trailing steps with the last one's total."""
+    run: List[Tuple[float, int, int]] = []
+    for elapsed, step, total in reversed(steps):
+        if total != steps[-1][2]:
+            break
+        if elapsed is not None:
+            run.append((elapsed, step, total))
+    run.reverse()
+    return run
+
+
+def recent_rate(
+    steps: List[Tuple[Optional[float], int, int]], window_s: float = RATE_WINDOW_S
+) -> Optional[float]:
+    """Ninja's steps per second over the last `window_s` seconds of the compile (see
+    RATE_WINDOW_S); None with fewer than MIN_STEPS stamped steps or no time between them."""
+    run = _last_run(steps)
+    if len(run) < MIN_STEPS:
+        return None
+    last_t, last_step = run[-1][0], run[-1][1]
+    ref = run[0]
+    for entry in run:
+        if entry[0] > last_t - window_s:
+            break
+        ref = entry
+    dt, done = last_t - ref[0], last_step - ref[1]
+    if dt <= 0 or done <= 0:
+        return None
+    return done / dt
+
+
+def estimate_remaining(
+    steps: List[Tuple[Optional[float], int, int]], total: Optional[int]
+) -> Optional[float]:
+    """The seconds the compile needs from its last step line to reach step `total`, at the
+    recent rate (recent_rate(), RATE_WINDOW_S); None when the rate cannot be told (fewer than
+    MIN_STEPS stamped steps) or `total` is unknown."""
+    rate = recent_rate(steps)
+    if rate is None or total is None:
+        return None
+    return max(0, total - _last_run(steps)[-1][1]) / rate
+
+
+def format_duration(seconds: float) -> str:
+    """'35 s', '11 min 36 s', '1 h 5 min'."""
+    seconds = int(max(0.0, seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def _time_left(eta_s: int) -> str:
+    if eta_s < 60:
+        return "under a minute left"
+    minutes = round(eta_s / 60.0)
+    if minutes < 60:
+        return f"about {minutes} min left"
+    return f"about {minutes // 60} h {minutes % 60} min left"
+
+
+def mask_credentials(text: str) -> str:
+    """`text` with the credentials of its URLs masked: //user:pass@ -> //***@."""
+    return CREDENTIALS_RE.sub("//***@", text)
+
+
+def progress_summary(figures: Dict[str, Any]) -> str:
+    """The human line of progress(): 'build 0ddf074ce686cbc9 (full): compiling 167/393
+    (42.5%), 15.9 steps/min, about 14 min left, 11 min 36 s in'."""
+    head = "build"
+    if figures["key"]:
+        head += f" {figures['key']}"
+    label = [figures["mode"]] if figures["mode"] else []
+    if figures.get("target") and figures["target"] != "cuda":
+        label.append(f"target {figures['target']}")
+    if label:
+        head += f" ({', '.join(label)})"
+    stage, step, total = figures["stage"], figures["step"], figures["total"]
+    took = format_duration(figures["elapsed_s"])
+    if stage == "finished":
+        return f"{head}: finished in {took}"
+    if stage == "failed":
+        at = f" at step {step}/{total}" if step is not None else ""
+        return f"{head}: failed{at} after {took}"
+    if step is None:
+        parts = [stage]
+    elif stage == "compiling":
+        percent = f" ({figures['percent']}%)" if figures["percent"] is not None else ""
+        parts = [f"compiling {step}/{total}{percent}"]
+        if figures["steps_per_min"] is not None:
+            parts.append(f"{figures['steps_per_min']} steps/min")
+        if figures["eta_s"] is not None:
+            parts.append(_time_left(figures["eta_s"]))
+    else:
+        parts = [stage, f"{step}/{total} steps compiled"]
+    return f"{head}: {', '.join(parts)}, {took} in"
+
+
+def progress(facts: Dict[str, Any], idle_s: float = 0.0) -> Dict[str, Any]:
+    """A running or ended build's progress from read_log()'s facts, as JSON-serialisable data:
+
+    key, mode: the build's key and mode (None before the script's lines);
+    target: its VLLM_TARGET_DEVICE (cuda, empty, ...; None before the mode line);
+    stage: what it does now (STAGES, "starting", "finished", "failed");
+    elapsed_s: seconds since it started, to 0.1 s: the script's duration once it ended, else
+    the last stamp plus `idle_s` (the seconds since the log was last written, which a caller
+    reading a live log may know; the log says nothing while a long step compiles);
+    step, total: ninja's last step line (None before one);
+    percent: step / total in %, to 0.1;
+    steps_per_min: the recent rate (recent_rate()), to 0.1, or None;
+    eta_s: while it compiles, the whole seconds to the compile's end (estimate_remaining(),
+    less the time since the last step line), or None;
+    last_line: the last output line's text, URL credentials masked, at most
+    LAST_LINE_CHARS characters;
+    summary: one human line of these (progress_summary()).
+    """
+    steps = facts["steps"]
+    running = facts["status"] == "running"
+    step, total = (steps[-1][1], steps[-1][2]) if steps else (None, None)
+    if facts["duration_s"] is not None:
+        elapsed = float(facts["duration_s"])
+    else:
+        elapsed = float(facts["last_elapsed_s"]) + (max(0.0, idle_s) if running else 0.0)
+    rate = recent_rate(steps)
+    eta = None
+    compiling = facts["stage"] == "compiling"  # running, and ninja the last to speak
+    left = estimate_remaining(steps, total) if compiling else None
+    if left is not None:
+        since_step = max(0.0, elapsed - _last_run(steps)[-1][0])
+        eta = round(max(0.0, left - since_step))
+    last_line = facts.get("last_line")
+    if last_line is not None:
+        last_line = mask_credentials(last_line)
+        if len(last_line) > LAST_LINE_CHARS:
+            last_line = last_line[: LAST_LINE_CHARS - 3] + "..."
+    figures: Dict[str, Any] = {
+        "key": facts["key"],
+        "mode": facts["mode"],
+        "target": (facts.get("env") or {}).get("VLLM_TARGET_DEVICE") or None,
+        "stage": facts["stage"],
+        "elapsed_s": round(elapsed, 1),
+        "step": step,
+        "total": total,
+        "percent": round(100.0 * step / total, 1) if step is not None and total else None,
+        "steps_per_min": round(rate * 60.0, 1) if rate is not None else None,
+        "eta_s": eta,
+        "last_line": last_line,
+    }
+    figures["summary"] = progress_summary(figures)
+    return figures
+
+
+def read_log_file(path: str, now: Optional[float] = None) -> Optional[Dict[str, Any]]:
+    """progress() of the build log at `path`; None when it cannot be read (not there yet).
+
+    Bytes that are not UTF-8 read as U+FFFD. A last line without its newline is one the build
+    is still writing (a half-written "[12/39" would read as a total of 39): it is left out.
+    With `now` (time.time() on the host that writes the log), a running build's elapsed
+    time counts on from the log's last write to `now`.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+            mtime = os.fstat(f.fileno()).st_mtime
+    except OSError:
+        return None
+    text = data.decode("utf-8", errors="replace")
+    lines = text.splitlines()
+    if lines and not text.endswith("\n"):
+        lines.pop()
+    idle = now - mtime if now is not None else 0.0
+    return progress(read_log(lines), idle_s=idle)

@@ -3,8 +3,8 @@
 # collections our playbooks and molecule need, without Galaxy.
 #
 # Usage: tools/bootstrap-control.sh
-#   Creates or updates REPO/.venv when requirements-control.txt changed (hash stamp in
-#   .venv/.requirements.sha256), downloads the `ansible` wheel from PyPI once and unpacks
+#   Creates or updates REPO/.venv when requirements-control.txt or pyproject.toml changed
+#   (hash stamp in .venv/.requirements.sha256), with the vllm-fleet CLI installed editable, downloads the `ansible` wheel from PyPI once and unpacks
 #   only the collections in COLLECTIONS below into REPO/.cache/collections/ansible_collections.
 #   Then: export ANSIBLE_COLLECTIONS_PATH=REPO/.cache/collections (printed at the end).
 set -euo pipefail
@@ -26,7 +26,7 @@ venv_python_ok() {
 ensure_venv() {
   local want stamp="${VENV}/.requirements.sha256"
   [[ -f "${REQS}" ]] || die "${REQS} is missing"
-  want="$(sha256_of "${REQS}")"
+  want="$(sha256_of "${REQS}")-$(sha256_of "${REPO_ROOT}/pyproject.toml")"
   if venv_python_ok && stamp_matches "${stamp}" "${want}"; then
     log "venv ${VENV} is up to date with requirements-control.txt (${want:0:12})"
     return 0
@@ -41,6 +41,9 @@ ensure_venv() {
   # keeps working while this runs.
   step "pip install -r requirements-control.txt" \
     "${VENV}/bin/python" -m pip install -q -r "${REQS}"
+  # The vllm-fleet CLI, editable: its code is the checkout's, its dependencies pinned above.
+  step "pip install -e . (the vllm-fleet CLI)" \
+    "${VENV}/bin/python" -m pip install -q --no-deps -e "${REPO_ROOT}"
   stamp_write "${stamp}" "${want}"
 }
 

@@ -269,6 +269,8 @@ def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
         "max_jobs_reason": expected_plan["max_jobs_reason"],
         "cuda_objects": 2,
         "status": "finished",
+        "stage": "finished",
+        "last_line": f"== vllm_source build {KEY} finished in {duration} s",
     }
     low, high = build.started_between
     assert low <= started <= high + timedelta(seconds=1)

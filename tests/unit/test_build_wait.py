@@ -1,8 +1,10 @@
-"""vllm_build_wait: a finished job's result, a live build, and a build that died."""
+"""vllm_build_wait: a finished job's result, a live build, and a build that died; each return
+with the build's progress read from its log."""
 
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import subprocess
 import time
@@ -15,6 +17,7 @@ from ansible.module_utils.testing import patch_module_args
 from vllm_build_wait import build_alive, job_result
 
 BOOT = "b0b0b0b0-0000-4000-8000-000000000002"
+GPU_RUNS = Path(__file__).resolve().parents[2] / "docs" / "gpu-validation"
 
 
 @pytest.fixture(autouse=True)
@@ -72,9 +75,11 @@ def test_the_module_returns_the_finished_result_and_fails_a_failed_one(tmp_path,
     results.write_text(json.dumps({"rc": 0, "stdout": "a\n/w/vllm.whl", "stderr": ""}))
     out = run(args, capsys)
     assert out["finished"] and out["stdout_lines"][-1] == "/w/vllm.whl" and out["changed"]
+    assert out["progress"] is None  # no log at /l
     results.write_text(json.dumps({"rc": 1, "stdout": "", "stderr": "build failed"}))
     out = run(args, capsys)
     assert out["failed"] and out["finished"] and out["stderr"] == "build failed"
+    assert "progress" in out and out["progress"] is None
 
 
 def test_the_module_fails_at_once_for_a_dead_build_and_waits_for_a_live_one(
@@ -93,3 +98,68 @@ def test_the_module_fails_at_once_for_a_dead_build_and_waits_for_a_live_one(
     out = run(args, capsys)
     assert out["failed"] and "stopped without finishing" in out["msg"], out
     assert "/opt/vllm/logs/b.log" in out["msg"]
+
+
+# --- the progress every return carries, read from logs the role wrote on GPU hosts ----------
+
+
+def a_log(tmp_path: Path, run: str, name: str) -> str:
+    """A copy of a recorded build log, as the build writes it (written just now)."""
+    src = GPU_RUNS / run / name
+    data = src.read_bytes()
+    log = tmp_path / "build.log"
+    log.write_bytes(lzma.decompress(data) if src.suffix == ".xz" else data)
+    return str(log)
+
+
+def test_a_running_builds_return_carries_its_progress(tmp_path, capsys) -> None:
+    results, pid_file = tmp_path / "job", tmp_path / "k.pid"
+    results.write_text('{"started": 1, "finished": 0}')
+    pid_file.write_text(f"{os.getpid()}\n")  # this process: a live build
+    log = a_log(tmp_path, "h200x1-2026-12-01", "full-build.log.xz")  # stopped at 109/393
+    out = run({"results_file": str(results), "pid_file": str(pid_file), "log": log,
+               "wait": 1, "poll": 1}, capsys)  # fmt: skip
+    assert (out["finished"], out.get("failed", False)) == (False, False)
+    progress = out["progress"]
+    assert (progress["key"], progress["mode"], progress["stage"]) == (
+        "c67aee6a3d23ae2d",
+        "full",
+        "compiling",
+    )
+    assert (progress["step"], progress["total"], progress["percent"]) == (109, 393, 27.7)
+    assert progress["steps_per_min"] == 8.8 and progress["eta_s"] > 0
+    assert progress["elapsed_s"] >= 855.0  # the last stamp, and on since the log's last write
+    assert progress["summary"].startswith(
+        "build c67aee6a3d23ae2d (full): compiling 109/393 (27.7%), 8.8 steps/min, about "
+    )
+
+
+def test_a_finished_failed_or_dead_builds_return_carries_its_progress(tmp_path, capsys) -> None:
+    results, pid_file = tmp_path / "job", tmp_path / "k.pid"
+    log = a_log(tmp_path, "h200x1-2026-12-02c", "build-83d179e78c2342c6.log")
+    args = {"results_file": str(results), "pid_file": str(pid_file), "log": log, "wait": 1,
+            "poll": 1}  # fmt: skip
+    finished = "build 83d179e78c2342c6 (precompiled): finished in 44 s"
+    results.write_text(json.dumps({"rc": 0, "stdout": "/w/vllm.whl", "stderr": ""}))
+    out = run(args, capsys)
+    assert out["finished"] and not out.get("failed")
+    assert out["progress"]["stage"] == "finished" and out["progress"]["summary"] == finished
+    results.write_text(json.dumps({"rc": 1, "stdout": "", "stderr": "build failed"}))
+    out = run(args, capsys)
+    assert out["failed"] and out["progress"]["summary"] == finished
+    # A build that died: the log says how far it got.
+    log = a_log(tmp_path, "h200x2-2026-11-28", "full-build.log.xz")
+    results.write_text('{"started": 1, "finished": 0}')
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n")
+    out = run({**args, "log": log}, capsys)
+    assert out["failed"] and "stopped without finishing" in out["msg"]
+    assert out["progress"]["summary"] == (
+        "build 0ddf074ce686cbc9 (full): compiling 167/393 (42.5%), 15.9 steps/min, "
+        "about 14 min left, 11 min 36 s in"
+    )
+    results.unlink()
+    out = run({**args, "log": log}, capsys)
+    assert out["failed"] and "results file" in out["msg"]
+    assert out["progress"]["step"] == 167

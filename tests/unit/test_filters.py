@@ -130,12 +130,20 @@ def test_well_formed_inputs_have_no_errors(url: str) -> None:
         ("vllm_source_repo_url", "ssh://git:s3cr3t@git.example/vllm.git", "with a password"),
         ("vllm_source_repo_url", "mirror/vllm.git", "absolute path"),
         ("vllm_source_repo_url", "ftp://mirror.example/vllm.git", "https://, ssh:// or file:///"),
+        ("vllm_source_build_progress_interval", 2, "from 5 to 600"),
+        ("vllm_source_build_progress_interval", "1m", "from 5 to 600"),
+        ("vllm_source_build_progress_interval", 3600, "from 5 to 600"),
     ],
 )
 def test_each_wrong_input_gets_its_own_message(name: str, value: str, expected: str) -> None:
     errors = input_form_errors({**GOOD, name: value})
     assert len(errors) == 1 and expected in errors[0] and name in errors[0], errors
     assert "s3cr3t" not in errors[0]
+
+
+def test_a_progress_interval_in_range_is_well_formed() -> None:
+    assert input_form_errors({**GOOD, "vllm_source_build_progress_interval": 60}) == []
+    assert input_form_errors({**GOOD, "vllm_source_build_progress_interval": "5"}) == []
 
 
 def test_only_the_wrong_inputs_are_named() -> None:

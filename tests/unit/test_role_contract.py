@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +28,8 @@ def test_every_variable_has_the_role_prefix():
 
 def test_defaults_and_argument_spec_describe_the_same_variables():
     assert set(DEFAULTS) == INPUTS
-    assert set(SPECS) == {"main", "rollback"}  # tasks/main.yml and tasks/rollback.yml
+    # tasks/main.yml, tasks/rollback.yml, tasks/status.yml and tasks/check_checkpoint.yml
+    assert set(SPECS) == {"main", "rollback", "status", "check_checkpoint"}
 
 
 def test_spec_defaults_equal_the_role_defaults():
@@ -38,11 +40,18 @@ def test_spec_defaults_equal_the_role_defaults():
             assert option.get("description"), f"{name} has no description"
 
 
-def test_the_rollback_entry_point_validates_what_rollback_reads():
-    text = (ROLE / "tasks" / "rollback.yml").read_text(encoding="utf-8")
-    text += (ROLE / "tasks" / "_lock.yml").read_text(encoding="utf-8")
+@pytest.mark.parametrize(
+    ("entry", "files"),
+    [
+        ("rollback", ("rollback.yml", "_lock.yml")),
+        ("status", ("status.yml",)),
+        ("check_checkpoint", ("check_checkpoint.yml",)),
+    ],
+)
+def test_each_other_entry_point_validates_what_it_reads(entry, files):
+    text = "".join((ROLE / "tasks" / name).read_text(encoding="utf-8") for name in files)
     read = set(re.findall(r"(?<![\w])(vllm_source_\w+)", text))
-    assert read == set(SPECS["rollback"]["options"])
+    assert read == set(SPECS[entry]["options"])
 
 
 def test_readme_lists_every_variable_with_its_default():

@@ -145,6 +145,7 @@ def test_every_host_of_a_key_installed_the_same_wheel():
     for host in SAME_KEY:
         assert stamp(host)["wheel_sha256"] == shas[host]
         assert stamp(host)["built_here"] is (host == BUILDER)
+        assert stamp(host)["built_on"] == BUILDER  # the host that built it, in every stamp
     cache = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "artifacts"
     recorded = next((cache / current_key(BUILDER)).glob("*.whl.sha256")).read_text().split()[0]
     assert recorded == shas[BUILDER], "the controller's cache records the wheel's sha256"

@@ -1,5 +1,5 @@
-"""input_form_errors: what is wrong with the form of the tag, commit, prefix and repository
-URL, one message each, before the host is read or changed."""
+"""input_form_errors: what is wrong with the form of the tag, commit, prefix, repository URL
+and build progress interval, one message each, before the host is read or changed."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ description:
     C(vllm_source_prefix) (absolute, not C(/), no whitespace, no C(..), no characters a shell or
     a systemd unit would split on) and C(vllm_source_repo_url) (not empty; a local repository
     as an absolute path or C(file:///path); credentials only in C(http(s)://) URLs, where git
-    sends them; no credentials or host in a C(file://) URL).
+    sends them; no credentials or host in a C(file://) URL) and, when given,
+    C(vllm_source_build_progress_interval) (whole seconds from 5 to 600).
   - Returns one message per wrong input, each naming the variable, what is wrong and the fix;
     an empty list when all are well formed. A credential is never part of a message.
 options:
@@ -126,6 +127,24 @@ def repo_url_error(url: str) -> str:
     )
 
 
+# vllm_source_build_progress_interval: how often the build wait reports, in seconds.
+PROGRESS_INTERVAL = (5, 600)
+
+
+def progress_interval_error(value: Any) -> str:
+    low, high = PROGRESS_INTERVAL
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        seconds = None
+    if seconds is not None and low <= seconds <= high:
+        return ""
+    return (
+        f"vllm_source_build_progress_interval must be whole seconds from {low} to {high} "
+        f"(got '{value}'): the build reports its progress that often"
+    )
+
+
 def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
     """One message per wrong input; [] when all are well formed."""
     checks = [
@@ -134,6 +153,8 @@ def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
         prefix_error(str(inputs.get("vllm_source_prefix", ""))),
         repo_url_error(str(inputs.get("vllm_source_repo_url", ""))),
     ]
+    if "vllm_source_build_progress_interval" in inputs:
+        checks.append(progress_interval_error(inputs["vllm_source_build_progress_interval"]))
     return [message for message in checks if message]
 
 
