@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job on its embedded default: site.yml against a local throwaway host
-# (podman, Debian bookworm, no GPU) that builds vLLM 0.30.0 from source
-# (VLLM_TARGET_DEVICE=empty) and proves its ModelOpt support. KEEP=1 keeps the host.
+# The main job on its embedded default: `vllm-fleet build` (site.yml through ansible-runner,
+# live per host, then the fleet's table) against a local throwaway host (podman, Debian
+# bookworm, no GPU) that builds vLLM 0.30.0 from source (VLLM_TARGET_DEVICE=empty) and proves
+# its ModelOpt support. KEEP=1 keeps the host; arguments go to vllm-fleet build.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$ROOT"
@@ -19,6 +20,6 @@ podman run -d --name "$HOST" --hostname "$HOST" --stop-timeout=1 \
   localhost/vllm-fleet-host:bookworm sleep infinity >/dev/null
 [ -n "${KEEP:-}" ] || trap 'podman rm -f -t 0 "$HOST" >/dev/null 2>&1 || true' EXIT
 
-ansible-playbook site.yml -i inventory/demo/hosts.yml -l gpu_hosts "$@"
+vllm-fleet build -i inventory/demo/hosts.yml -l gpu_hosts "$@"
 echo
 echo "Demo host $HOST: $([ -n "${KEEP:-}" ] && echo "kept (podman exec -it $HOST bash)" || echo removed)."

@@ -173,7 +173,7 @@ def test_rollback_to_a_named_release_verifies_it_first(fleet):
     done = cli(fleet, "rollback", "-l", fleet.good.name, "--to", fleet.keys["first"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr
     # Not a terminal: a line per event, then the table.
-    assert re.search(rf"^\d\d:\d\d:\d\d {fleet.good.name} phase rollback ", done.stdout, re.M)
+    assert re.search(rf"^\d\d:\d\d:\d\d {fleet.good.name} phase rollback: ", done.stdout, re.M)
     assert re.search(rf"^\d\d:\d\d:\d\d {fleet.good.name} result ok$", done.stdout, re.M)
     assert re.search(rf"│ {fleet.good.name} .*│ 0\.30\.0 .*│ ok ", done.stdout), done.stdout
     assert current(fleet.good) == fleet.keys["first"] and current_vllm(fleet.good) == "0.30.0"

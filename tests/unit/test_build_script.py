@@ -268,6 +268,13 @@ def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
         "env": expected_plan["env"],
         "max_jobs_reason": expected_plan["max_jobs_reason"],
         "cuda_objects": 2,
+        # a full CUDA build logs the parallelism vLLM's setup.py gives ninja
+        "ninja_jobs": int(expected_plan["env"]["MAX_JOBS"])
+        // int(expected_plan["env"]["NVCC_THREADS"]),
+        "threads_per_job": int(expected_plan["env"]["NVCC_THREADS"]),
+        "compile_threads": int(expected_plan["env"]["MAX_JOBS"])
+        // int(expected_plan["env"]["NVCC_THREADS"])
+        * int(expected_plan["env"]["NVCC_THREADS"]),
         "status": "finished",
         "stage": "finished",
         "last_line": f"== vllm_source build {KEY} finished in {duration} s",

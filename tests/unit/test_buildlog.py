@@ -81,8 +81,10 @@ def test_bench_build_time_prints_the_figures(tmp_path: Path) -> None:
     log.write_text(RUNNING)
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "build_time"), str(log)],
-        capture_output=True, text=True, check=True,
-    ).stdout  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "  steps_done: 3" in out
     assert "  steps_total: 4" in out
     assert '  status: "running"' in out
@@ -103,6 +105,7 @@ VALUES = {
         "max_jobs_reason": "32 CPUs, 251.5 GiB RAM at 6 GiB per compile job -> MAX_JOBS=32 "
         "(CPU-bound)"
     },
+    "parallelism": {"ninja_jobs": 16, "threads_per_job": 2, "compile_threads": 32, "cpus": 32},
     "finished": {"key": "1f2e3d4c5b6a7980", "duration_s": 4711},
     "failed": {"key": "1f2e3d4c5b6a7980", "duration_s": 0},
 }
@@ -132,6 +135,8 @@ def test_read_log_exposes_every_field_of_the_scripts_lines() -> None:
     assert facts["max_jobs_reason"] == VALUES["max_jobs"]["max_jobs_reason"]
     assert (facts["status"], facts["duration_s"]) == ("finished", 4711)
     assert summary(facts)["arch_list"] == "9.0 10.0+PTX"
+    assert (facts["ninja_jobs"], facts["threads_per_job"], facts["compile_threads"]) == (16, 2, 32)
+    assert (summary(facts)["ninja_jobs"], summary(facts)["compile_threads"]) == (16, 32)
 
 
 def run_function(kind: str, *args: str, **env: str) -> str:
@@ -139,8 +144,10 @@ def run_function(kind: str, *args: str, **env: str) -> str:
     done = subprocess.run(
         ["bash", "-c", f'{shell_functions()}\nset -euo pipefail\nlog_{kind} "$@"', "bash", *args],
         env={"PATH": os.environ["PATH"], **env},
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout
 
 
@@ -157,6 +164,19 @@ def test_each_shell_function_writes_what_format_line_writes() -> None:
         assert run_function(kind, "1f2e3d4c5b6a7980", "4711") == (
             format_line(kind, key="1f2e3d4c5b6a7980", duration_s=4711) + "\n"
         )
+    # The parallelism vLLM's setup.py gives ninja: MAX_JOBS // NVCC_THREADS jobs.
+    cpus = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+    for max_jobs, threads, jobs, total in (("32", "2", 16, 32), ("7", "2", 3, 6), ("8", "0", 8, 8)):
+        line = run_function("parallelism", MAX_JOBS=max_jobs, NVCC_THREADS=threads)
+        assert parse_text(line.rstrip("\n")) == (
+            "parallelism",
+            {
+                "ninja_jobs": jobs,
+                "threads_per_job": max(1, int(threads)),
+                "compile_threads": total,
+                "cpus": cpus,
+            },
+        )
     # The start line takes the time and the CPUs itself; an unset variable logs as empty.
     kind, values = parse_text(run_function("started", "k1").rstrip("\n"))
     assert kind == "started" and values["key"] == "k1"
@@ -171,8 +191,10 @@ def test_each_shell_function_writes_what_format_line_writes() -> None:
 def test_shell_stamp_lines_writes_what_parse_line_reads() -> None:
     done = subprocess.run(
         ["bash", "-c", f"{shell_functions()}\nprintf 'one\\n  [1/2] two\\n' | stamp_lines"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     read = [parse_line(line) for line in done.stdout.splitlines()]
     assert [text for _, text in read] == ["one", "  [1/2] two"]
     assert all(elapsed is not None and 0 <= elapsed < 5 for elapsed, _ in read)
@@ -210,9 +232,12 @@ def test_recorded_full_builds_read_as_bench_build_time_printed_them(run: str, gr
     text = lzma.decompress((GPU_RUNS / run / "full-build.log.xz").read_bytes()).decode()
     figures = summary(read_log(text.splitlines()))
     printed = recorded_figures(GPU_RUNS / run / "full-build-time.txt")
-    assert {k: v for k, v in figures.items() if k not in grew} == {
+    assert {k: v for k, v in figures.items() if k in printed and k not in grew} == {
         k: v for k, v in printed.items() if k not in grew
     }
+    # Logs from before the parallelism line: its figures are unknown, not guessed.
+    assert set(figures) - set(printed) == {"ninja_jobs", "compile_threads"}
+    assert figures["ninja_jobs"] is None and figures["compile_threads"] is None
     assert all(figures[k] <= printed[k] for k in grew)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from vllm_fleet.cli import report
-from vllm_fleet.cli.model import Fleet, mask, phase_of
+from vllm_fleet.cli.model import Fleet, mask, phase_of, phase_titles
 from vllm_fleet.cli.runner import read_events
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,6 +62,12 @@ def result_of(events, action):
 )
 def test_phase_is_the_role_task_file(path, action, phase):
     assert phase_of(path, action) == phase
+
+
+def test_every_phase_has_the_title_main_yml_gives_it():
+    titles = phase_titles((ROOT / "roles/vllm_source/tasks/main.yml").read_text())
+    assert list(titles) == ROLE_PHASES
+    assert titles["venv"] == "Create the release's venv with the PyTorch the tag pins."
 
 
 def test_a_recorded_build_walks_the_role_phases_in_order(events):

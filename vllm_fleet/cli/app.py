@@ -24,8 +24,8 @@ from rich.console import Console
 
 from . import report
 from .display import JsonView, LineView, LiveView
-from .model import Fleet
-from .runner import read_events, run_playbook, runs_dir
+from .model import Fleet, phase_titles
+from .runner import REPO, read_events, run_playbook, runs_dir
 
 app = typer.Typer(
     add_completion=False,
@@ -68,6 +68,12 @@ def parse_extra_vars(values: Optional[List[str]]) -> Dict[str, Any]:
             raise typer.BadParameter(f"{value!r} is not a mapping", param_hint="-e")
         merged.update(loaded)
     return merged
+
+
+def new_fleet() -> Fleet:
+    """A Fleet that names each phase as the role's main.yml does."""
+    main = REPO / "roles" / "vllm_source" / "tasks" / "main.yml"
+    return Fleet(phase_titles(main.read_text(encoding="utf-8")) if main.is_file() else {})
 
 
 def make_console() -> Console:
@@ -125,8 +131,9 @@ def _finish(
     if json_out:
         print(json.dumps({"type": "report", **document}, sort_keys=True, default=str))
         return code
-    console.print(report.table(rows, columns, title=f"vllm-fleet {command}"))
-    if not rows and result_info.get("stdout_tail"):
+    if rows:
+        console.print(report.table(rows, columns, title=f"vllm-fleet {command}"))
+    elif result_info.get("stdout_tail"):  # the run reached no host: say what Ansible said
         console.print(result_info["stdout_tail"], markup=False, highlight=False)
     summary = f"{len(rows) - len(bad)} of {len(rows)} hosts ok"
     if bad:
@@ -149,7 +156,7 @@ def execute(
     columns=report.COLUMNS,
 ) -> int:
     console = make_console()
-    fleet = Fleet()
+    fleet = new_fleet()
     view = _view(json_out, plain, console, f"vllm-fleet {command}")
     view.start(fleet)
 
@@ -378,7 +385,7 @@ def replay(
     if not events:
         raise typer.BadParameter(f"{run_dir} holds no job_events", param_hint="RUN_DIR")
     console = make_console()
-    fleet = Fleet()
+    fleet = new_fleet()
     command = run_dir.name.split("-")[1] if "-" in run_dir.name else "run"
     view = _view(json_out, plain, console, f"vllm-fleet {command} (replay)", replay=True)
     view.start(fleet)

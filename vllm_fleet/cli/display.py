@@ -130,7 +130,7 @@ class LineView:
         when = datetime.fromtimestamp(at, timezone.utc).strftime("%H:%M:%S") if at else "--:--:--"
         kind, host = notice["type"], notice["host"]
         if kind == "phase":
-            text = f"phase {notice['phase']} ({notice.get('task', '')})"
+            text = f"phase {notice['phase']}: {notice.get('title') or notice.get('task', '')}"
         elif kind == "progress":
             text = str(notice.get("summary") or notice.get("stage") or "")
         elif kind == "result":

@@ -16,6 +16,8 @@ from datetime import datetime, timezone
 from pathlib import PurePosixPath
 from typing import Any, Dict, List, Optional
 
+import yaml
+
 # A task file of a role's journey: NN_<phase>.yml under .../tasks/.
 _PHASE_FILE = re.compile(r"(\d\d)_(\w+)\.yml")
 # The role's other entry points, each a phase of its own.
@@ -48,6 +50,26 @@ def phase_of(task_path: Optional[str], action: str = "") -> Optional[str]:
     if match:
         return match.group(2)
     return ENTRY_PHASES.get(path.name)
+
+
+def phase_titles(main_yml: str) -> Dict[str, str]:
+    """Phase -> the name main.yml gives its include ("venv": "Create the release's venv
+    with the PyTorch the tag pins."): the host's journey in the role's own words."""
+    titles: Dict[str, str] = {}
+
+    def walk(tasks: Any) -> None:
+        for task in tasks or []:
+            if not isinstance(task, dict):
+                continue
+            target = task.get("ansible.builtin.include_tasks") or task.get("include_tasks")
+            phase = phase_of(f"/tasks/{target}:1") if isinstance(target, str) else None
+            if phase and task.get("name"):
+                titles[phase] = str(task["name"])
+            for key in ("block", "rescue", "always"):
+                walk(task.get(key))
+
+    walk(yaml.safe_load(main_yml))
+    return titles
 
 
 def event_time(event: Dict[str, Any]) -> Optional[float]:
@@ -103,7 +125,8 @@ class HostState:
 class Fleet:
     """The hosts of one run, updated event by event."""
 
-    def __init__(self) -> None:
+    def __init__(self, titles: Optional[Dict[str, str]] = None) -> None:
+        self.titles = titles or {}  # phase -> what it does (phase_titles)
         self.hosts: Dict[str, HostState] = {}
         self.builders: set = set()
         self.playbook: str = ""
@@ -145,7 +168,16 @@ class Fleet:
             if phase and phase != state.phase:
                 state.phase, state.phase_started = phase, at
                 state.progress = None
-                notices.append(self._notice("phase", state, at, phase=phase, task=state.task))
+                notices.append(
+                    self._notice(
+                        "phase",
+                        state,
+                        at,
+                        phase=phase,
+                        task=state.task,
+                        title=self.titles.get(phase, ""),
+                    )
+                )
         elif kind in ("runner_retry", "runner_on_ok") and isinstance(res.get("progress"), dict):
             state.progress, state.progress_at = res["progress"], at
             notices.append(self._notice("progress", state, at, **res["progress"]))
