@@ -57,6 +57,14 @@ options:
     description: Seconds between reads.
     type: int
     default: 5
+  settle:
+    description: >-
+      Seconds the job's results may take to appear once the build's pid is gone: the script
+      has ended, and the command module and async_wrapper write its result a moment later (on
+      a busy host, more than a moment). Only a build whose result does not appear by then
+      died.
+    type: int
+    default: 20
   start_grace:
     description: >-
       Seconds after the job started during which a missing pid file is not yet a dead build
@@ -223,6 +231,7 @@ def main() -> None:
             "wait": {"type": "int", "default": 60},
             "poll": {"type": "int", "default": 5},
             "start_grace": {"type": "int", "default": 120},
+            "settle": {"type": "int", "default": 20},
         },
         supports_check_mode=False,
     )
@@ -238,6 +247,7 @@ def main() -> None:
     since = min(since, os.stat(p["results_file"]).st_ctime)
     boot_id = host_boot_id()
     deadline = time.monotonic() + p["wait"]
+    settle_deadline = None
     while True:
         result = job_result(p["results_file"])
         if result is not None:
@@ -251,6 +261,13 @@ def main() -> None:
                 )
             module.exit_json(changed=True, finished=True, **out)
         dead = build_alive(p["pid_file"], since, p["start_grace"], time.time(), boot_id)
+        if dead and settle_deadline is None:
+            # The script may have just ended: its result is on its way. Look again until
+            # `settle` is over before calling the build dead.
+            settle_deadline = time.monotonic() + p["settle"]
+        if dead and time.monotonic() < settle_deadline:
+            time.sleep(min(0.5, p["poll"]))
+            continue
         if dead:
             module.fail_json(
                 finished=True,

@@ -46,6 +46,9 @@ LINES: Dict[str, str] = {
     # vLLM's setup.py gives ninja MAX_JOBS // NVCC_THREADS jobs of NVCC_THREADS threads each.
     "parallelism": "== compile parallelism: {ninja_jobs} ninja jobs x {threads_per_job} nvcc "
     "threads = {compile_threads} threads on {cpus} CPUs",
+    # Every vllm_source_build_sample_interval s: the CPUs' busy share since the last sample
+    # and the memory in use (MemTotal - MemAvailable), for bench/build_time.
+    "sample": "== sample: cpu busy {busy_pct}% of {cpus} CPUs, memory used {used_mib} MiB",
     "finished": "== vllm_source build {key} finished in {duration_s} s",
     "failed": "== vllm_source build {key} FAILED after {duration_s} s",
 }
@@ -61,10 +64,20 @@ FIELD_PATTERNS = {
     "ninja_jobs": r"\d+",
     "threads_per_job": r"\d+",
     "compile_threads": r"\d+",
+    "busy_pct": r"\d+",
+    "used_mib": r"\d+",
     "mode": r"\S+",
     "duration_s": r"\d+",
 }
-INT_FIELDS = ("cpus", "duration_s", "ninja_jobs", "threads_per_job", "compile_threads")
+INT_FIELDS = (
+    "cpus",
+    "duration_s",
+    "ninja_jobs",
+    "threads_per_job",
+    "compile_threads",
+    "busy_pct",
+    "used_mib",
+)
 
 # NVCC_THREADS in bash arithmetic, at least 1.
 _NVCC_T = "(${NVCC_THREADS:-1} > 0 ? ${NVCC_THREADS:-1} : 1)"
@@ -240,6 +253,7 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
         "threads_per_job": None,
         "compile_threads": None,
         "steps": [],  # (elapsed, step, total)
+        "samples": [],  # (elapsed, busy_pct, used_mib)
         "cuda_objects": 0,
         "status": "running",
         "duration_s": None,
@@ -259,6 +273,8 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
             if kind == "mode":
                 facts["mode"] = values.pop("mode")
                 facts["env"] = values
+            elif kind == "sample":
+                facts["samples"].append((elapsed, values["busy_pct"], values["used_mib"]))
             elif kind in ("finished", "failed"):
                 facts["status"] = kind
                 facts["duration_s"] = values["duration_s"]
@@ -289,6 +305,27 @@ def time_to_fraction(
     return None
 
 
+def load_figures(facts: Dict[str, Any]) -> Dict[str, Any]:
+    """From the build's samples: the CPUs' mean busy share while ninja compiled (from its
+    first step line to its last), the peak memory in use, and that peak less the memory in
+    use at the first sample, per ninja job (None where the log cannot tell)."""
+    samples = [s for s in facts.get("samples", []) if s[0] is not None]
+    steps = [s for s in facts["steps"] if s[0] is not None]
+    busy = None
+    if samples and steps:
+        during = [b for at, b, _ in samples if steps[0][0] <= at <= steps[-1][0]]
+        busy = round(sum(during) / len(during), 1) if during else None
+    peak = max((used for _, _, used in samples), default=None)
+    per_job = None
+    if peak is not None and facts.get("ninja_jobs"):
+        per_job = round(max(0, peak - samples[0][2]) / 1024 / facts["ninja_jobs"], 2)
+    return {
+        "cpu_busy_compiling_pct": busy,
+        "mem_used_peak_gib": round(peak / 1024, 1) if peak is not None else None,
+        "mem_per_job_gib": per_job,
+    }
+
+
 def summary(facts: Dict[str, Any]) -> Dict[str, Any]:
     """Return the figures bench/build_time prints."""
     steps = facts["steps"]
@@ -306,6 +343,7 @@ def summary(facts: Dict[str, Any]) -> Dict[str, Any]:
         "nvcc_threads": facts["env"].get("NVCC_THREADS"),
         "ninja_jobs": facts["ninja_jobs"],
         "compile_threads": facts["compile_threads"],
+        **load_figures(facts),
         "arch_list": facts["env"].get("TORCH_CUDA_ARCH_LIST"),
         "elapsed_s": round(float(elapsed), 1),
         "first_step_at_s": first,

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -145,8 +147,11 @@ def render(facts: Dict[str, Any]) -> str:
     """The build script, templated as the role's `ansible.builtin.template` task does."""
     done = subprocess.run(
         [sys.executable, "-c", RENDER, str(ROLE), str(TEMPLATE)],
-        input=json.dumps(facts), capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        input=json.dumps(facts),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -275,6 +280,7 @@ def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
         "compile_threads": int(expected_plan["env"]["MAX_JOBS"])
         // int(expected_plan["env"]["NVCC_THREADS"])
         * int(expected_plan["env"]["NVCC_THREADS"]),
+        "samples": [],  # none within a build shorter than vllm_source_build_sample_interval
         "status": "finished",
         "stage": "finished",
         "last_line": f"== vllm_source build {KEY} finished in {duration} s",
@@ -393,3 +399,57 @@ def test_a_second_build_of_a_key_waits_for_the_running_one_and_takes_its_wheel(
     assert "waiting for the build of" in second.stderr
     assert second.stdout.splitlines()[-1] == out.splitlines()[-1] == str(first.wheel_dir / WHEEL)
     assert runs.read_text().count('"argv"') == 1, "pip wheel ran twice"
+
+
+def test_a_build_samples_the_cpus_and_memory_while_it_runs(tmp_path: Path) -> None:
+    play: Play = [*CUDA_BUILD[:3], ("sleep", 2.6), *CUDA_BUILD[3:]]
+    build = run_build(tmp_path, play, vllm_source_build_sample_interval=1)
+    assert build.rc == 0, build.stderr
+    facts = read_log(build.log.read_text().splitlines())
+    assert len(facts["samples"]) >= 2, build.log.read_text()
+    total_mib = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    for elapsed, busy, used in facts["samples"]:
+        assert elapsed is not None and 0 <= busy <= 100 and 0 < used <= total_mib
+    figures = summary(facts)
+    assert 0 <= figures["cpu_busy_compiling_pct"] <= 100
+    assert figures["mem_per_job_gib"] is not None  # the plan's ninja jobs and the samples
+    # The sampler (a subshell of the script) ended with the build: nothing of it runs on.
+    script = tmp_path / "opt-vllm" / "bin" / "build-vllm.sh"
+    left = subprocess.run(["pgrep", "-f", str(script)], capture_output=True, text=True)
+    assert left.stdout == "", f"left running: {left.stdout}"
+
+
+def test_no_samples_when_the_interval_is_0(tmp_path: Path) -> None:
+    play: Play = [*CUDA_BUILD[:3], ("sleep", 1.2), *CUDA_BUILD[3:]]
+    build = run_build(tmp_path, play, vllm_source_build_sample_interval=0)
+    assert build.rc == 0, build.stderr
+    assert read_log(build.log.read_text().splitlines())["samples"] == []
+
+
+def test_no_sampler_outlives_a_killed_build_script(tmp_path: Path) -> None:
+    """A build script killed outright (SIGKILL runs no trap) leaves no sampler appending to
+    its log: at every tick the sampler checks that the script still runs (not a zombie)."""
+    play: Play = [*CUDA_BUILD[:3], ("sleep", 30), *CUDA_BUILD[3:]]
+    prefix = tmp_path / "opt-vllm"
+    script, log = prefix / "bin" / "build-vllm.sh", prefix / "logs" / f"build-{KEY}.log"
+    runner = threading.Thread(
+        target=run_build,
+        args=(tmp_path, play),
+        daemon=True,
+        kwargs={"vllm_source_build_sample_interval": 1},
+    )
+    runner.start()
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and "== sample:" not in (
+            log.read_text() if log.exists() else ""
+        ):
+            time.sleep(0.2)
+        assert "== sample:" in log.read_text(), "the sampler ran"
+        oldest = subprocess.run(["pgrep", "-o", "-f", str(script)], capture_output=True, text=True)
+        os.kill(int(oldest.stdout.split()[0]), signal.SIGKILL)
+        before = log.read_text().count("== sample:")
+        time.sleep(3.5)  # three ticks of the sampler
+        assert log.read_text().count("== sample:") <= before + 1, "samples went on"
+    finally:
+        subprocess.run(["pkill", "-KILL", "-f", str(prefix)], check=False)

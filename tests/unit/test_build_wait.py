@@ -7,6 +7,7 @@ import json
 import lzma
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -88,7 +89,7 @@ def test_the_module_fails_at_once_for_a_dead_build_and_waits_for_a_live_one(
     results, pid_file = tmp_path / "job", tmp_path / "k.pid"
     results.write_text('{"started": 1, "finished": 0}')
     args = {"results_file": str(results), "pid_file": str(pid_file), "log": "/opt/vllm/logs/b.log",
-            "wait": 1, "poll": 1}  # fmt: skip
+            "wait": 1, "poll": 1, "settle": 1}  # fmt: skip
     pid_file.write_text(f"{os.getpid()}\n")  # this process: a live build
     out = run(args, capsys)
     assert (out["changed"], out["finished"], out.get("failed", False)) == (False, False, False)
@@ -98,6 +99,27 @@ def test_the_module_fails_at_once_for_a_dead_build_and_waits_for_a_live_one(
     out = run(args, capsys)
     assert out["failed"] and "stopped without finishing" in out["msg"], out
     assert "/opt/vllm/logs/b.log" in out["msg"]
+
+
+def test_a_build_whose_result_comes_just_after_its_pid_went_is_not_dead(tmp_path, capsys) -> None:
+    """The script has ended and its pid is gone, but the command module and async_wrapper
+    write its result a moment later (on a busy 2-CPU host, seconds): that is a finished build,
+    which the wait takes once the result is there, not a killed one."""
+    results, pid_file = tmp_path / "job", tmp_path / "k.pid"
+    results.write_text('{"started": 1, "finished": 0}')
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file.write_text(f"{gone.pid}\n")
+    late = threading.Timer(
+        1.5, results.write_text, [json.dumps({"rc": 0, "stdout": "/w/vllm.whl", "stderr": ""})]
+    )
+    late.start()
+    args = {"results_file": str(results), "pid_file": str(pid_file), "log": "/opt/vllm/logs/b.log",
+            "wait": 1, "poll": 1, "settle": 10}  # fmt: skip
+    out = run(args, capsys)
+    late.join()
+    assert out["finished"] and not out.get("failed"), out
+    assert out["stdout_lines"] == ["/w/vllm.whl"]
 
 
 # --- the progress every return carries, read from logs the role wrote on GPU hosts ----------
@@ -138,7 +160,7 @@ def test_a_finished_failed_or_dead_builds_return_carries_its_progress(tmp_path, 
     results, pid_file = tmp_path / "job", tmp_path / "k.pid"
     log = a_log(tmp_path, "h200x1-2026-12-02c", "build-83d179e78c2342c6.log")
     args = {"results_file": str(results), "pid_file": str(pid_file), "log": log, "wait": 1,
-            "poll": 1}  # fmt: skip
+            "poll": 1, "settle": 1}  # fmt: skip
     finished = "build 83d179e78c2342c6 (precompiled): finished in 44 s"
     results.write_text(json.dumps({"rc": 0, "stdout": "/w/vllm.whl", "stderr": ""}))
     out = run(args, capsys)

@@ -106,6 +106,7 @@ VALUES = {
         "(CPU-bound)"
     },
     "parallelism": {"ninja_jobs": 16, "threads_per_job": 2, "compile_threads": 32, "cpus": 32},
+    "sample": {"busy_pct": 93, "cpus": 32, "used_mib": 40960},
     "finished": {"key": "1f2e3d4c5b6a7980", "duration_s": 4711},
     "failed": {"key": "1f2e3d4c5b6a7980", "duration_s": 0},
 }
@@ -137,6 +138,28 @@ def test_read_log_exposes_every_field_of_the_scripts_lines() -> None:
     assert summary(facts)["arch_list"] == "9.0 10.0+PTX"
     assert (facts["ninja_jobs"], facts["threads_per_job"], facts["compile_threads"]) == (16, 2, 32)
     assert (summary(facts)["ninja_jobs"], summary(facts)["compile_threads"]) == (16, 32)
+    assert facts["samples"] == [(0.0, 93, 40960)]
+
+
+def test_samples_give_the_busy_share_while_compiling_and_the_memory_per_job() -> None:
+    lines = [
+        (
+            0.0,
+            format_line("parallelism", ninja_jobs=4, threads_per_job=1, compile_threads=4, cpus=4),
+        ),
+        (5.0, format_line("sample", busy_pct=20, cpus=4, used_mib=2048)),  # configuring
+        (10.0, "  [1/3] Building CUDA object a.cu.o"),
+        (15.0, format_line("sample", busy_pct=96, cpus=4, used_mib=10240)),
+        (20.0, format_line("sample", busy_pct=90, cpus=4, used_mib=14336)),
+        (25.0, "  [3/3] Building CUDA object c.cu.o"),
+        (30.0, format_line("sample", busy_pct=10, cpus=4, used_mib=4096)),  # linking the wheel
+    ]
+    figures = summary(read_log([stamped(at, text) for at, text in lines]))
+    assert figures["cpu_busy_compiling_pct"] == 93.0  # only the samples between the steps
+    assert figures["mem_used_peak_gib"] == 14.0
+    assert figures["mem_per_job_gib"] == 3.0  # (14 GiB - 2 GiB at the first sample) / 4 jobs
+    quiet = summary(read_log([stamped(at, text) for at, text in lines if "sample" not in text]))
+    assert quiet["cpu_busy_compiling_pct"] is None and quiet["mem_per_job_gib"] is None
 
 
 def run_function(kind: str, *args: str, **env: str) -> str:
@@ -159,6 +182,10 @@ def test_each_shell_function_writes_what_format_line_writes() -> None:
     reason = VALUES["max_jobs"]["max_jobs_reason"]
     assert (
         run_function("max_jobs", reason) == format_line("max_jobs", max_jobs_reason=reason) + "\n"
+    )
+    cpus = int(subprocess.run(["nproc"], capture_output=True, text=True).stdout)
+    assert run_function("sample", "93", "40960") == (
+        format_line("sample", busy_pct=93, cpus=cpus, used_mib=40960) + "\n"
     )
     for kind in ("finished", "failed"):
         assert run_function(kind, "1f2e3d4c5b6a7980", "4711") == (
@@ -236,8 +263,15 @@ def test_recorded_full_builds_read_as_bench_build_time_printed_them(run: str, gr
         k: v for k, v in printed.items() if k not in grew
     }
     # Logs from before the parallelism line: its figures are unknown, not guessed.
-    assert set(figures) - set(printed) == {"ninja_jobs", "compile_threads"}
-    assert figures["ninja_jobs"] is None and figures["compile_threads"] is None
+    new = {
+        "ninja_jobs",
+        "compile_threads",
+        "cpu_busy_compiling_pct",
+        "mem_used_peak_gib",
+        "mem_per_job_gib",
+    }
+    assert set(figures) - set(printed) == new
+    assert all(figures[name] is None for name in new)
     assert all(figures[k] <= printed[k] for k in grew)
 
 

@@ -13,7 +13,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from vllm_fleet.cli.app import app, parse_extra_vars
+from vllm_fleet.cli.app import app, command_vars, parse_extra_vars
 from vllm_fleet.cli.runner import forget_environment
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,6 +36,23 @@ def test_extra_vars_take_ansible_playbooks_forms(tmp_path):
         "vllm_source_keep_releases": 3,
         "vllm_source_serial": 1,
         "vllm_source_smoke_test": False,
+    }
+
+
+def test_the_commands_options_set_their_role_variables_over_extra_vars():
+    merged = command_vars(
+        ["vllm_source_version=v0.29.0 vllm_source_user=svc"],
+        version="v0.30.0",
+        serial="25%",
+        to=None,
+    )
+    assert merged == {
+        "vllm_source_version": "v0.30.0",
+        "vllm_source_user": "svc",
+        "vllm_source_serial": "25%",
+    }
+    assert command_vars(None, to="1f2e3d4c5b6a7980") == {
+        "vllm_source_rollback_to": "1f2e3d4c5b6a7980"
     }
 
 

@@ -182,3 +182,23 @@ def test_markdown_and_json_reports_hold_every_row(events):
 
 def test_mask_hides_every_url_credential():
     assert mask("a https://x:y@h/p and ssh://git:pw@h2/r") == "a https://***@h/p and ssh://***@h2/r"
+
+
+def test_the_gpu_columns_read_a_real_h200_hosts_driver_facts():
+    """tests/data/nvidia/h200x1/module-result.json: what nvidia_driver_facts returned on a
+    1x H200 host; cuda_toolkit_facts there found CUDA 13.0."""
+    driver = json.loads((ROOT / "tests/data/nvidia/h200x1/module-result.json").read_text())
+    fleet = Fleet()
+    for action, res in (
+        ("nvidia_driver_facts", {"nvidia_driver": driver}),
+        ("cuda_toolkit_facts", {"cuda_toolkit": {"found": True, "version": "13.0"}}),
+    ):
+        fleet.apply(
+            {
+                "event": "runner_on_ok",
+                "event_data": {"host": "h200-a", "task_action": action, "res": res},
+            }
+        )
+    row = report.row(fleet, fleet.hosts["h200-a"])
+    assert row["gpus"] == "1x NVIDIA H200"
+    assert row["driver"] == "580.159.04 (max CUDA 13.0) / toolkit 13.0"

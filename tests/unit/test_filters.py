@@ -133,6 +133,8 @@ def test_well_formed_inputs_have_no_errors(url: str) -> None:
         ("vllm_source_build_progress_interval", 2, "from 5 to 600"),
         ("vllm_source_build_progress_interval", "1m", "from 5 to 600"),
         ("vllm_source_build_progress_interval", 3600, "from 5 to 600"),
+        ("vllm_source_build_sample_interval", -1, "from 0 (no samples) to 3600"),
+        ("vllm_source_build_sample_interval", "30s", "from 0 (no samples) to 3600"),
     ],
 )
 def test_each_wrong_input_gets_its_own_message(name: str, value: str, expected: str) -> None:

@@ -44,6 +44,9 @@ JsonOpt = typer.Option(False, "--json", help="One JSON object per event, the rep
 PlainOpt = typer.Option(False, "--plain", help="A line per event even on a terminal.")
 ReportOpt = typer.Option(None, "--report", help="Write the JSON report here.")
 MarkdownOpt = typer.Option(None, "--markdown", help="Also write the report as Markdown.")
+SerialOpt = typer.Option(
+    None, "--serial", help="Hosts per batch (vllm_source_serial: a number or a percentage)."
+)
 
 
 def parse_extra_vars(values: Optional[List[str]]) -> Dict[str, Any]:
@@ -67,6 +70,23 @@ def parse_extra_vars(values: Optional[List[str]]) -> Dict[str, Any]:
         if not isinstance(loaded, dict):
             raise typer.BadParameter(f"{value!r} is not a mapping", param_hint="-e")
         merged.update(loaded)
+    return merged
+
+
+# The commands' own options -> the role variables they set (over -e's).
+OPTION_VARS = {
+    "version": "vllm_source_version",
+    "serial": "vllm_source_serial",
+    "to": "vllm_source_rollback_to",
+}
+
+
+def command_vars(extra_vars: Optional[List[str]], **options: Optional[str]) -> Dict[str, Any]:
+    """-e's variables, then those of the options given (--version, --serial, --to)."""
+    merged = parse_extra_vars(extra_vars)
+    for name, value in options.items():
+        if value:
+            merged[OPTION_VARS[name]] = value
     return merged
 
 
@@ -199,6 +219,7 @@ def build(
     inventory: Optional[List[str]] = InventoryOpt,
     limit: Optional[str] = LimitOpt,
     version: Optional[str] = typer.Option(None, "--version", help="vLLM tag, e.g. v0.30.0."),
+    serial: Optional[str] = SerialOpt,
     extra_vars: Optional[List[str]] = ExtraOpt,
     json_out: bool = JsonOpt,
     plain: bool = PlainOpt,
@@ -206,9 +227,7 @@ def build(
     markdown_path: Optional[Path] = MarkdownOpt,
 ) -> None:
     """Build, install, verify and switch vLLM on the hosts (site.yml)."""
-    extravars = parse_extra_vars(extra_vars)
-    if version:
-        extravars["vllm_source_version"] = version
+    extravars = command_vars(extra_vars, version=version, serial=serial)
     raise typer.Exit(
         execute(
             "build",
@@ -256,6 +275,7 @@ def rollback(
     to: Optional[str] = typer.Option(None, "--to", help="Release key; default the previous."),
     inventory: Optional[List[str]] = InventoryOpt,
     limit: Optional[str] = LimitOpt,
+    serial: Optional[str] = SerialOpt,
     extra_vars: Optional[List[str]] = ExtraOpt,
     json_out: bool = JsonOpt,
     plain: bool = PlainOpt,
@@ -263,9 +283,7 @@ def rollback(
     markdown_path: Optional[Path] = MarkdownOpt,
 ) -> None:
     """Switch current back to the previous verified release, or to --to KEY, verified first."""
-    extravars = parse_extra_vars(extra_vars)
-    if to:
-        extravars["vllm_source_rollback_to"] = to
+    extravars = command_vars(extra_vars, to=to, serial=serial)
     raise typer.Exit(
         execute(
             "rollback",

@@ -18,7 +18,8 @@ description:
     a systemd unit would split on) and C(vllm_source_repo_url) (not empty; a local repository
     as an absolute path or C(file:///path); credentials only in C(http(s)://) URLs, where git
     sends them; no credentials or host in a C(file://) URL) and, when given,
-    C(vllm_source_build_progress_interval) (whole seconds from 5 to 600).
+    C(vllm_source_build_progress_interval) (whole seconds from 5 to 600) and
+    C(vllm_source_build_sample_interval) (0 to 3600).
   - Returns one message per wrong input, each naming the variable, what is wrong and the fix;
     an empty list when all are well formed. A credential is never part of a message.
 options:
@@ -145,6 +146,19 @@ def progress_interval_error(value: Any) -> str:
     )
 
 
+def sample_interval_error(value: Any) -> str:
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        seconds = None
+    if seconds is not None and 0 <= seconds <= 3600:
+        return ""
+    return (
+        f"vllm_source_build_sample_interval must be whole seconds from 0 (no samples) to 3600 "
+        f"(got '{value}')"
+    )
+
+
 def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
     """One message per wrong input; [] when all are well formed."""
     checks = [
@@ -155,6 +169,8 @@ def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
     ]
     if "vllm_source_build_progress_interval" in inputs:
         checks.append(progress_interval_error(inputs["vllm_source_build_progress_interval"]))
+    if "vllm_source_build_sample_interval" in inputs:
+        checks.append(sample_interval_error(inputs["vllm_source_build_sample_interval"]))
     return [message for message in checks if message]
 
 
