@@ -103,13 +103,11 @@ class HostState:
     phase: str = "waiting"
     task: str = ""
     started: Optional[float] = None
-    phase_started: Optional[float] = None
     last_seen: Optional[float] = None
     progress: Optional[Dict[str, Any]] = None
     progress_at: Optional[float] = None
     result: str = "running"  # then ok, changed, failed or unreachable
     reason: str = ""
-    failed_task: str = ""
     # When its last task failed; cleared when it runs another task (a rescue): Ansible runs
     # nothing more on a host whose failure nothing rescues.
     failed_at: Optional[float] = None
@@ -132,7 +130,6 @@ class Fleet:
         self.playbook: str = ""
         self.started: Optional[float] = None
         self.ended: Optional[float] = None
-        self.finished = False
 
     def host(self, name: str) -> HostState:
         if name not in self.hosts:
@@ -166,7 +163,7 @@ class Fleet:
             state.failed_at = None
             phase = phase_of(data.get("task_path"), _action(data))
             if phase and phase != state.phase:
-                state.phase, state.phase_started = phase, at
+                state.phase = phase
                 state.progress = None
                 notices.append(
                     self._notice(
@@ -185,10 +182,11 @@ class Fleet:
             self._harvest(state, _action(data), res)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             state.reason = failure_reason(res)
-            state.failed_task = str(data.get("task") or "")
             state.failed_at = at
             notices.append(
-                self._notice("failed", state, at, task=state.failed_task, reason=state.reason)
+                self._notice(
+                    "failed", state, at, task=str(data.get("task") or ""), reason=state.reason
+                )
             )
         elif kind == "runner_on_unreachable":
             state.result, state.reason = "unreachable", failure_reason(res)
@@ -234,7 +232,6 @@ class Fleet:
                 facts["stamp"] = res.get("stamp") or {}
 
     def _stats(self, data: Dict[str, Any]) -> List[Dict[str, Any]]:
-        self.finished = True
         notices = []
         names = set()
         for group in ("ok", "changed", "failures", "dark", "skipped", "rescued", "processed"):

@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Optional
 
 from rich.table import Table
 
+from .display import clock
 from .model import Fleet, HostState
 
 # The report's columns: key in a row, heading.
@@ -73,13 +74,6 @@ def _torch(version: Any, cuda: Any) -> str:
     return f"{version}" + (f" (CUDA {cuda})" if cuda else "")
 
 
-def _duration(seconds: Optional[float]) -> str:
-    if seconds is None:
-        return ""
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
-
-
 def _source(fleet: Fleet, state: HostState) -> str:
     facts = state.facts
     if state.name in fleet.builders:
@@ -129,7 +123,7 @@ def row(fleet: Fleet, state: HostState) -> Dict[str, Any]:
             for c in verify.get("checkpoints") or []
         ),
         "built": built,
-        "duration": _duration(state.duration),
+        "duration": clock(None if state.duration is None else round(state.duration)),
         "duration_s": None if state.duration is None else round(state.duration, 1),
         "result": state.result,
         "reason": state.reason,

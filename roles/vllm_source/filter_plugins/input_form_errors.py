@@ -132,13 +132,16 @@ def repo_url_error(url: str) -> str:
 PROGRESS_INTERVAL = (5, 600)
 
 
+def _whole_seconds(value: Any, low: int, high: int) -> bool:
+    try:
+        return low <= int(str(value)) <= high
+    except ValueError:
+        return False
+
+
 def progress_interval_error(value: Any) -> str:
     low, high = PROGRESS_INTERVAL
-    try:
-        seconds = int(str(value))
-    except ValueError:
-        seconds = None
-    if seconds is not None and low <= seconds <= high:
+    if _whole_seconds(value, low, high):
         return ""
     return (
         f"vllm_source_build_progress_interval must be whole seconds from {low} to {high} "
@@ -147,11 +150,7 @@ def progress_interval_error(value: Any) -> str:
 
 
 def sample_interval_error(value: Any) -> str:
-    try:
-        seconds = int(str(value))
-    except ValueError:
-        seconds = None
-    if seconds is not None and 0 <= seconds <= 3600:
+    if _whole_seconds(value, 0, 3600):
         return ""
     return (
         f"vllm_source_build_sample_interval must be whole seconds from 0 (no samples) to 3600 "
