@@ -57,6 +57,15 @@ options:
     description: Seconds between reads.
     type: int
     default: 5
+  compiler_cache:
+    description: >-
+      The compiler cache the build was to compile through (C(vllm_source_compiler_cache), or
+      C(none) for a build that compiles nothing). When the build log says that cache was off
+      (it failed its health check, or its tool was missing), the finished build warns, naming
+      why: the build went on uncached.
+    type: str
+    default: none
+    choices: [sccache, ccache, none]
   settle:
     description: >-
       Seconds the job's results may take to appear once the build's pid is gone: the script
@@ -151,6 +160,12 @@ progress:
         The log's last line without its stamp, URL credentials masked, at most 160
         characters.
       type: str
+    compiler_cache:
+      description: >-
+        The compiler cache's part in the build (vllm_fleet_buildlog's cache_figures()):
+        launcher (null without one), hits, misses and errors of this build, hit_rate_pct,
+        and off_reason, why the build ran without a cache.
+      type: dict
     summary:
       description: >-
         One line of these, such as "build 0ddf074ce686cbc9 (full): compiling 167/393
@@ -232,6 +247,11 @@ def main() -> None:
             "poll": {"type": "int", "default": 5},
             "start_grace": {"type": "int", "default": 120},
             "settle": {"type": "int", "default": 20},
+            "compiler_cache": {
+                "type": "str",
+                "default": "none",
+                "choices": ["sccache", "ccache", "none"],
+            },
         },
         supports_check_mode=False,
     )
@@ -255,6 +275,13 @@ def main() -> None:
             if out["stdout_lines"] is None:
                 out["stdout_lines"] = (out["stdout"] or "").splitlines()
             out["progress"] = build_progress(p["log"], False)
+            off = ((out["progress"] or {}).get("compiler_cache") or {}).get("off_reason")
+            if off and p["compiler_cache"] != "none":
+                module.warn(
+                    f"The build ran without the compiler cache {p['compiler_cache']}: {off}. It "
+                    "compiled everything; fix the cache (vllm_source_compiler_cache_env, the "
+                    "cache folder) for the next build to reuse its units."
+                )
             if result.get("rc") != 0 or result.get("failed"):
                 module.fail_json(
                     msg=result.get("msg") or "non-zero return code", finished=True, **out

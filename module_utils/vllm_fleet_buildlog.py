@@ -3,7 +3,7 @@
 The role's build script (roles/vllm_source/templates/build-vllm.sh.j2) writes the log:
 
 - every line starts with a stamp, the seconds since the build started (STAMP, "[+   12.3s] ");
-- the script's own lines follow LINES, one format per kind (started, mode, max_jobs,
+- the script's own lines follow LINES, one format per kind (started, mode, max_jobs, cache,
   finished, failed), every one starting with "== ";
 - the rest is the build's output, of which ninja's "[step/total] ..." lines are counted.
 
@@ -49,6 +49,12 @@ LINES: Dict[str, str] = {
     # Every vllm_source_build_sample_interval s: the CPUs' busy share since the last sample
     # and the memory in use (MemTotal - MemAvailable), for bench/build_time.
     "sample": "== sample: cpu busy {busy_pct}% of {cpus} CPUs, memory used {used_mib} MiB",
+    # The compiler cache (the launcher vLLM's setup.py puts in front of gcc and nvcc): its
+    # tool's own statistics on one line before and after the build (cache_counts() reads
+    # them), or why the build runs without one (vllm_source_compiler_cache none, or a cache
+    # that failed its health check: the build goes on uncached).
+    "cache": "== compiler cache {launcher} {when}: {stats}",
+    "cache_off": "== compiler cache off: {reason}",
     "finished": "== vllm_source build {key} finished in {duration_s} s",
     "failed": "== vllm_source build {key} FAILED after {duration_s} s",
 }
@@ -68,6 +74,8 @@ FIELD_PATTERNS = {
     "used_mib": r"\d+",
     "mode": r"\S+",
     "duration_s": r"\d+",
+    "launcher": r"sccache|ccache",
+    "when": r"before|after",
 }
 INT_FIELDS = (
     "cpus",
@@ -260,6 +268,9 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
         "last_elapsed_s": 0.0,
         "stage": "starting",
         "last_line": None,
+        # The compiler cache's lines: its launcher, its tool's stats before and after the
+        # build (raw text, cache_counts() reads it), or why the build ran without one.
+        "cache": {"launcher": None, "before": None, "after": None, "off_reason": None},
     }
     for raw in lines:
         elapsed, text = parse_line(raw)
@@ -275,6 +286,11 @@ def read_log(lines: Iterable[str]) -> Dict[str, Any]:
                 facts["env"] = values
             elif kind == "sample":
                 facts["samples"].append((elapsed, values["busy_pct"], values["used_mib"]))
+            elif kind == "cache":
+                facts["cache"]["launcher"] = values["launcher"]
+                facts["cache"][values["when"]] = values["stats"]
+            elif kind == "cache_off":
+                facts["cache"]["off_reason"] = values["reason"]
             elif kind in ("finished", "failed"):
                 facts["status"] = kind
                 facts["duration_s"] = values["duration_s"]
@@ -326,6 +342,95 @@ def load_figures(facts: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+def _sum_counts(entry: Any) -> int:
+    counts = entry.get("counts", {}) if isinstance(entry, dict) else {}
+    return sum(int(n) for n in counts.values())
+
+
+def cache_counts(launcher: str, stats: Optional[str]) -> Optional[Dict[str, int]]:
+    """The compile requests a cache tool counted, from the one line of its statistics that
+    the build log holds: `sccache --show-stats --stats-format json`, or ccache's
+    `--print-stats` with its lines joined as "name=value" words. Returns hits, misses (units
+    compiled and stored) and errors (the cache's read, write and storage errors); None when
+    the text is not such statistics (the tool's server was gone, say)."""
+    if not stats:
+        return None
+    if launcher == "sccache":
+        try:
+            data = json.loads(stats)["stats"]
+            return {
+                "hits": _sum_counts(data["cache_hits"]),
+                "misses": _sum_counts(data["cache_misses"]),
+                "errors": _sum_counts(data.get("cache_errors"))
+                + int(data.get("cache_read_errors", 0))
+                + int(data.get("cache_write_errors", 0))
+                + int(data.get("cache_timeouts", 0)),
+            }
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+    if launcher == "ccache":
+        values: Dict[str, int] = {}
+        for word in stats.split():
+            name, sep, value = word.partition("=")
+            if sep and value.isdigit():
+                values[name] = int(value)
+        if "cache_miss" not in values:
+            return None
+        return {
+            "hits": values.get("direct_cache_hit", 0) + values.get("preprocessed_cache_hit", 0),
+            "misses": values["cache_miss"],
+            "errors": values.get("internal_error", 0)
+            + values.get("remote_storage_error", 0)
+            + values.get("remote_storage_timeout", 0),
+        }
+    return None
+
+
+def cache_figures(facts: Dict[str, Any]) -> Dict[str, Any]:
+    """The compiler cache's part in the build: its launcher (None without one), the hits,
+    misses and errors of this build (its tool's counts after less before: a server or a cache
+    shared with other builds counts theirs too), the hit rate in % of the units looked up
+    (None before any), and off_reason, why the build ran without a cache (None with one)."""
+    cache = facts.get("cache") or {}
+    launcher = cache.get("launcher")
+    figures: Dict[str, Any] = {
+        "launcher": None if cache.get("off_reason") else launcher,
+        "hits": None,
+        "misses": None,
+        "errors": None,
+        "hit_rate_pct": None,
+        "off_reason": cache.get("off_reason"),
+    }
+    before = cache_counts(launcher, cache.get("before")) if launcher else None
+    after = cache_counts(launcher, cache.get("after")) if launcher else None
+    if before is not None and after is not None and not figures["off_reason"]:
+        for name in ("hits", "misses", "errors"):
+            figures[name] = max(0, after[name] - before[name])
+        looked_up = figures["hits"] + figures["misses"]
+        if looked_up:
+            figures["hit_rate_pct"] = round(100.0 * figures["hits"] / looked_up, 1)
+    return figures
+
+
+def cache_summary(figures: Dict[str, Any]) -> Optional[str]:
+    """'compiler cache sccache: 93.6% hits (372 of 397)', 'compiler cache off: <why>', or
+    None when the log says nothing of a cache (a build that compiled nothing)."""
+    if figures.get("off_reason"):
+        return f"compiler cache off: {figures['off_reason']}"
+    if not figures.get("launcher"):
+        return None
+    if figures["hits"] is None:
+        return f"compiler cache {figures['launcher']}: no statistics"
+    looked_up = figures["hits"] + figures["misses"]
+    if not looked_up:
+        return f"compiler cache {figures['launcher']}: nothing compiled through it"
+    text = f"compiler cache {figures['launcher']}: {figures['hit_rate_pct']}% hits"
+    text += f" ({figures['hits']} of {looked_up})"
+    if figures["errors"]:
+        text += f", {figures['errors']} cache errors"
+    return text
+
+
 def summary(facts: Dict[str, Any]) -> Dict[str, Any]:
     """Return the figures bench/build_time prints."""
     steps = facts["steps"]
@@ -351,6 +456,7 @@ def summary(facts: Dict[str, Any]) -> Dict[str, Any]:
         "steps_total": total,
         "cuda_objects_compiled": facts["cuda_objects"],
         "steps_per_min": rate,
+        "compiler_cache": cache_figures(facts),
         "quarter_times_s": {
             f"{int(f * 100)}%": time_to_fraction(steps, f) for f in (0.25, 0.5, 0.75, 1.0)
         },
@@ -458,8 +564,9 @@ def progress_summary(figures: Dict[str, Any]) -> str:
         head += f" ({', '.join(label)})"
     stage, step, total = figures["stage"], figures["step"], figures["total"]
     took = format_duration(figures["elapsed_s"])
+    cache = cache_summary(figures.get("compiler_cache") or {})
     if stage == "finished":
-        return f"{head}: finished in {took}"
+        return f"{head}: finished in {took}" + (f", {cache}" if cache else "")
     if stage == "failed":
         at = f" at step {step}/{total}" if step is not None else ""
         return f"{head}: failed{at} after {took}"
@@ -493,6 +600,7 @@ def progress(facts: Dict[str, Any], idle_s: float = 0.0) -> Dict[str, Any]:
     less the time since the last step line), or None;
     last_line: the last output line's text, URL credentials masked, at most
     LAST_LINE_CHARS characters;
+    compiler_cache: cache_figures() (its hit rate once the build has ended);
     summary: one human line of these (progress_summary()).
     """
     steps = facts["steps"]
@@ -526,6 +634,7 @@ def progress(facts: Dict[str, Any], idle_s: float = 0.0) -> Dict[str, Any]:
         "steps_per_min": round(rate * 60.0, 1) if rate is not None else None,
         "eta_s": eta,
         "last_line": last_line,
+        "compiler_cache": cache_figures(facts),
     }
     figures["summary"] = progress_summary(figures)
     return figures

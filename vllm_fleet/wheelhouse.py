@@ -2,7 +2,8 @@
 
     python -m vllm_fleet.wheelhouse build --dest DIR --python-version 3.12 \\
         --platform manylinux_2_39_x86_64 --cuda 13.0 --image-freeze FREEZE \\
-        --build-requires PYPROJECT --vllm-wheel WHEEL [--exclude NAME ...] [--requirement SPEC ...]
+        --build-requires PYPROJECT [--compiler-cache sccache] --vllm-wheel WHEEL \\
+        [--exclude NAME ...] [--requirement SPEC ...]
     python -m vllm_fleet.wheelhouse check  (the same flags, no network)
     python -m vllm_fleet.wheelhouse hash --dest DIR
 
@@ -300,6 +301,25 @@ def build_requirements(pyproject: Mapping[str, object]) -> List[str]:
     if not any(requirement_name(r) == "regex" for r in kept):
         kept.append("regex")  # setup.py's helpers import it (roles/vllm_source/tasks/build.yml)
     return kept
+
+
+# The role's pins of the compiler caches a full build installs (vllm_source_compiler_cache).
+ROLE_VARS = Path(__file__).resolve().parents[1] / "roles" / "vllm_source" / "vars" / "main.yml"
+
+
+def compiler_cache_package(tool: str, role_vars: Path = ROLE_VARS) -> str:
+    """The requirement the role installs for `tool` (sccache or ccache), read from its vars."""
+    import yaml  # ansible-core's dependency; only this option needs it
+
+    try:
+        packages = yaml.safe_load(role_vars.read_text(encoding="utf-8"))[
+            "__vllm_source_compiler_cache_packages"
+        ]
+        return str(packages[tool])
+    except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
+        raise WheelhouseError(
+            f"cannot read the role's pin of {tool} from {role_vars}: {exc!r}"
+        ) from None
 
 
 def read_build_requirements(path: Path) -> List[str]:
@@ -1224,6 +1244,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="pyproject.toml of the vLLM checkout or sdist the target builds",
     )
     common.add_argument(
+        "--compiler-cache",
+        choices=("sccache", "ccache", "none"),
+        default="none",
+        help="the compiler cache a full build installs with the build requirements "
+        "(vllm_source_compiler_cache; its pin is the role's): needs --build-requires",
+    )
+    common.add_argument(
         "--vllm-wheel", type=existing_file, help="the vLLM wheel the target installs"
     )
     common.add_argument(
@@ -1287,6 +1314,10 @@ def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         for name in unknown:
             warn(f"--exclude {name}: {args.vllm_wheel.name} does not require it")
     build = read_build_requirements(args.build_requires) if args.build_requires else []
+    if args.compiler_cache != "none":
+        if not args.build_requires:
+            parser.error("--compiler-cache goes with the build requirements: give --build-requires")
+        build.append(compiler_cache_package(args.compiler_cache))
     return Plan(
         target=Target(args.python_version, args.platform),
         cuda=args.cuda,

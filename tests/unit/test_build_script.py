@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,10 +20,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Dict, List, Set, Tuple
+from typing import Any, Dict, List, Optional, Set, Tuple
 
 import jinja2
 import jinja2.meta
+import pytest
 import yaml
 from ansible.module_utils.vllm_fleet_buildlog import (
     BLOCK_BEGIN,
@@ -30,6 +32,7 @@ from ansible.module_utils.vllm_fleet_buildlog import (
     MODE_ENV,
     STARTED_FORMAT,
     parse_line,
+    progress,
     read_log,
     shell_functions,
     summary,
@@ -74,6 +77,26 @@ with open({seen!r}, "w") as seen:
 for action, value in {play!r}:
     if action == "sleep":
         time.sleep(value)
+    elif action == "compile":
+        # A unit of the build, compiled as vLLM's CMake does: through the launcher setup.py
+        # picks (sccache on PATH unless VLLM_DISABLE_SCCACHE=1, else ccache on PATH), its
+        # object in the checkout's build tree, against a header in the release's venv (where
+        # torch's are). The launcher is recorded for the test.
+        import shutil, subprocess
+        launcher = []
+        if shutil.which("sccache") and os.environ.get("VLLM_DISABLE_SCCACHE") != "1":
+            launcher = [shutil.which("sccache")]
+        elif shutil.which("ccache"):
+            launcher = [shutil.which("ccache")]
+        venv = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        os.makedirs("build/temp", exist_ok=True)
+        with open(os.path.join(os.path.dirname({seen!r}), "launchers.txt"), "a") as seen:
+            seen.write(" ".join(launcher) + "\\n")
+        subprocess.run(
+            launcher + ["cc", "-I", os.path.join(venv, "include"), "-c", os.path.abspath(value),
+                        "-o", os.path.join("build/temp", value + ".o")],
+            check=True,
+        )
     elif action == "exit":
         sys.exit(value)
     else:
@@ -83,8 +106,20 @@ open(os.path.join(wheel_dir, {wheel!r}), "w").close()
 """
 
 
-# The environment the script runs in: the test's own, less what the script exports.
+# The compiler caches the test's venv holds (requirements-control.txt).
+CACHE_TOOLS = {"sccache": shutil.which("sccache"), "ccache": shutil.which("ccache")}
+
+
+def _without_cache_tools(path: str) -> str:
+    dirs = [d for d in path.split(os.pathsep) if d]
+    return os.pathsep.join(d for d in dirs if not any(Path(d, t).exists() for t in CACHE_TOOLS))
+
+
+# The environment the script runs in: the test's own, less what the script exports, and
+# with no compiler cache on PATH: the build finds only those the test puts in the release
+# venv's bin, where the role's build requirements install the chosen one.
 ENV = {name: value for name, value in os.environ.items() if name not in MODE_ENV}
+ENV["PATH"] = _without_cache_tools(ENV.get("PATH", ""))
 
 
 def plan(target_device: str = "cuda") -> Dict[str, Any]:
@@ -129,8 +164,10 @@ def role_facts(prefix: Path, **overrides: Any) -> Dict[str, Any]:
 RENDER = """\
 import json, sys
 from ansible.parsing.dataloader import DataLoader
+from ansible.plugins.loader import filter_loader
 from ansible.template import Templar, trust_as_template
 role, template, facts = sys.argv[1], sys.argv[2], json.load(sys.stdin)
+filter_loader.add_directory(f"{role}/filter_plugins")  # the role's filters, as Ansible loads them
 loader = DataLoader()
 variables = {}
 for part in ("defaults", "vars"):
@@ -175,19 +212,46 @@ class Build:
     wall_s: float
 
 
-def run_build(tmp_path: Path, play: Play, **overrides: Any) -> Build:
-    """Render the script, make the directories the role makes, and run it as the role does."""
+def run_build(
+    tmp_path: Path,
+    play: Play,
+    env: Optional[Dict[str, str]] = None,
+    key: str = KEY,
+    tools: Tuple[str, ...] = ("sccache",),
+    **overrides: Any,
+) -> Build:
+    """Render the script, make the directories the role makes, install the compiler cache
+    `tools` into the release venv, and run the script as the role does (in `env`, ENV by
+    default, for build `key`)."""
     prefix = tmp_path / "opt-vllm"
-    for sub in ("extern/vllm", "logs", "wheels", "bin", f"releases/{KEY}/venv/bin"):
-        (prefix / sub).mkdir(parents=True)
+    tool = overrides.get("vllm_source_compiler_cache", "sccache")
+    for sub in (
+        "extern/vllm",
+        "logs",
+        "wheels",
+        "bin",
+        f"releases/{key}/venv/bin",
+        f"cache/{tool}",
+    ):
+        (prefix / sub).mkdir(parents=True, exist_ok=True)
+    for name in tools:
+        assert CACHE_TOOLS[name], f"{name} is in requirements-control.txt: bootstrap the venv"
+        link = prefix / "releases" / key / "venv" / "bin" / name
+        if not link.exists():
+            link.symlink_to(CACHE_TOOLS[name])
     seen = tmp_path / "pip-saw.json"
-    python = prefix / "releases" / KEY / "venv" / "bin" / "python"
+    python = prefix / "releases" / key / "venv" / "bin" / "python"
     python.write_text(
         FAKE_PYTHON.format(python=sys.executable, seen=str(seen), play=play, wheel=WHEEL)
     )
     python.chmod(0o755)
     script = prefix / "bin" / "build-vllm.sh"
-    text = render(role_facts(prefix, **overrides))
+    facts = role_facts(prefix, **overrides)
+    if key != KEY:
+        facts.update(
+            __vllm_source_build_key=key, __vllm_source_release_dir=release_dir(str(prefix), key)
+        )
+    text = render(facts)
     assert shell_functions() in text and "{{" not in text  # Jinja kept the generated block
     script.write_text(text)
     script.chmod(0o750)
@@ -195,15 +259,21 @@ def run_build(tmp_path: Path, play: Play, **overrides: Any) -> Build:
     assert checked.returncode == 0, checked.stderr
     before = datetime.now(timezone.utc).replace(microsecond=0)
     start = time.monotonic()
-    done = subprocess.run([str(script), KEY], env=ENV, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [str(script), key],
+        env=ENV if env is None else env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     wall = time.monotonic() - start
     after = datetime.now(timezone.utc)
     return Build(
         rc=done.returncode,
         stdout=done.stdout,
         stderr=done.stderr,
-        log=prefix / "logs" / f"build-{KEY}.log",
-        wheel_dir=prefix / "wheels" / KEY,
+        log=prefix / "logs" / f"build-{key}.log",
+        wheel_dir=prefix / "wheels" / key,
         seen=json.loads(seen.read_text()) if seen.exists() else {},
         started_between=(before, after),
         wall_s=wall,
@@ -266,6 +336,10 @@ def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
     started = datetime.strptime(facts.pop("started"), STARTED_FORMAT).replace(tzinfo=timezone.utc)
     duration = facts.pop("duration_s")
     last_elapsed = facts.pop("last_elapsed_s")
+    cache = facts.pop("cache")  # the venv's sccache, its statistics before and after
+    assert (cache["launcher"], cache["off_reason"]) == ("sccache", None)
+    assert json.loads(cache["before"])["stats"]["compile_requests"] == 0
+    assert json.loads(cache["after"])["stats"]["compile_requests"] == 0  # the play compiles nothing
     assert facts == {
         "key": KEY,
         "cpus": nproc(),
@@ -436,7 +510,8 @@ def test_no_sampler_outlives_a_killed_build_script(tmp_path: Path) -> None:
         target=run_build,
         args=(tmp_path, play),
         daemon=True,
-        kwargs={"vllm_source_build_sample_interval": 1},
+        # No compiler cache: a server that a killed build leaves idles out by itself later.
+        kwargs={"vllm_source_build_sample_interval": 1, "tools": ()},
     )
     runner.start()
     try:
@@ -453,3 +528,165 @@ def test_no_sampler_outlives_a_killed_build_script(tmp_path: Path) -> None:
         assert log.read_text().count("== sample:") <= before + 1, "samples went on"
     finally:
         subprocess.run(["pkill", "-KILL", "-f", str(prefix)], check=False)
+
+
+# --- the compiler cache, for real -------------------------------------------------------------
+
+UNIT = "cache_kernels.c"
+needs_cc = pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler (cc) on this host")
+
+
+def compile_play() -> Play:
+    return [*CUDA_BUILD[:2], ("compile", UNIT), *CUDA_BUILD[2:]]
+
+
+def stage_sources(tmp_path: Path, key: str) -> None:
+    """The checkout's unit and the release venv's header (torch's stand-in)."""
+    prefix = tmp_path / "opt-vllm"
+    (prefix / "extern" / "vllm").mkdir(parents=True, exist_ok=True)
+    (prefix / "extern" / "vllm" / UNIT).write_text(
+        '#include "kernel.h"\nint f(void) { return g(); }\n'
+    )
+    venv = prefix / "releases" / key / "venv"
+    (venv / "include").mkdir(parents=True, exist_ok=True)
+    (venv / "include" / "kernel.h").write_text("static inline int g(void) { return 42; }\n")
+
+
+def compiled(tmp_path: Path, tool: Optional[str], key: str = KEY, **overrides: Any) -> Build:
+    """A build that compiles its unit with `tool` in the release venv (None: none there)."""
+    stage_sources(tmp_path, key)
+    facts = {"vllm_source_compiler_cache": tool or "sccache", **overrides}
+    build = run_build(tmp_path, compile_play(), key=key, tools=(tool,) if tool else (), **facts)
+    assert build.rc == 0, build.stderr + build.log.read_text()
+    return build
+
+
+def launchers(tmp_path: Path) -> List[str]:
+    return [
+        Path(line.split()[0]).name if line.split() else ""
+        for line in (tmp_path / "launchers.txt").read_text().splitlines()
+    ]
+
+
+def server_listening(socket_path: str) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as client:
+        try:
+            client.connect(socket_path)
+        except OSError:
+            return False
+    return True
+
+
+@needs_cc
+def test_sccache_hits_across_releases_and_its_hit_rate_is_logged(tmp_path: Path) -> None:
+    """Two releases (two venvs, torch's headers at two paths) built from the fixed checkout:
+    the second build's unit comes from the cache under the prefix (SCCACHE_BASEDIRS)."""
+    first = compiled(tmp_path, "sccache")
+    cold = summary(read_log(first.log.read_text().splitlines()))["compiler_cache"]
+    assert cold == {
+        "launcher": "sccache",
+        "hits": 0,
+        "misses": 1,
+        "errors": 0,
+        "hit_rate_pct": 0.0,
+        "off_reason": None,
+    }
+    shutil.rmtree(tmp_path / "opt-vllm" / "extern" / "vllm" / "build")  # a fresh build tree
+    second = compiled(tmp_path, "sccache", key="2a3b4c5d6e7f8091")
+    facts = read_log(second.log.read_text().splitlines())
+    warm = summary(facts)["compiler_cache"]
+    assert (warm["hits"], warm["misses"], warm["hit_rate_pct"]) == (1, 0, 100.0)
+    assert launchers(tmp_path) == ["sccache", "sccache"]
+    assert any((tmp_path / "opt-vllm" / "cache" / "sccache").rglob("*")), (
+        "the cache is under the prefix"
+    )
+    env = second.seen["env"]
+    assert env["SCCACHE_BASEDIRS"].split(":") == [
+        str(tmp_path / "opt-vllm" / "extern" / "vllm"),
+        str(tmp_path / "opt-vllm" / "releases" / "2a3b4c5d6e7f8091" / "venv"),
+    ]
+    assert env["CCACHE_DISABLE"] == "1" and "VLLM_DISABLE_SCCACHE" not in env
+    # The build's server is stopped once the build is done.
+    assert not server_listening(env["SCCACHE_SERVER_UDS"])
+    progress_line = progress(facts)["summary"]
+    assert progress_line.endswith(", compiler cache sccache: 100.0% hits (1 of 1)"), progress_line
+
+
+@needs_cc
+def test_a_shared_sccache_that_fails_its_check_leaves_an_uncached_build(tmp_path: Path) -> None:
+    """An unreachable shared backend (its URL with a password, as the build task's
+    environment gives it) turns the cache off for the build, which compiles and succeeds; the
+    reason is logged with the password masked, and the password is in no file."""
+    stage_sources(tmp_path, KEY)
+    secret = "s3cret-webdav-password"
+    env = {**ENV, "SCCACHE_WEBDAV_ENDPOINT": f"http://builder:{secret}@127.0.0.1:1"}
+    build = run_build(
+        tmp_path,
+        compile_play(),
+        env=env,
+        vllm_source_compiler_cache="sccache",
+        vllm_source_compiler_cache_env={
+            "SCCACHE_WEBDAV_ENDPOINT": "given in the task's environment"
+        },
+    )
+    assert build.rc == 0, build.stderr
+    figures = summary(read_log(build.log.read_text().splitlines()))["compiler_cache"]
+    assert figures["launcher"] is None and figures["hits"] is None
+    assert figures["off_reason"].startswith("sccache failed its health check (sccache: error: ")
+    assert launchers(tmp_path) == [""]  # compiled without a launcher
+    assert build.seen["env"]["VLLM_DISABLE_SCCACHE"] == "1"
+    assert "SCCACHE_DIR" not in build.seen["env"]  # a shared backend replaces the local folder
+    for path in (tmp_path / "opt-vllm").rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            assert secret.encode() not in path.read_bytes(), path
+
+
+@needs_cc
+def test_ccache_hits_when_the_build_tree_is_rebuilt(tmp_path: Path) -> None:
+    compiled(tmp_path, "ccache")
+    shutil.rmtree(tmp_path / "opt-vllm" / "extern" / "vllm" / "build")
+    again = compiled(tmp_path, "ccache")
+    figures = summary(read_log(again.log.read_text().splitlines()))["compiler_cache"]
+    assert (figures["launcher"], figures["hits"], figures["misses"]) == ("ccache", 1, 0)
+    assert launchers(tmp_path) == ["ccache", "ccache"]
+    env = again.seen["env"]
+    assert env["CCACHE_DIR"] == str(tmp_path / "opt-vllm" / "cache" / "ccache")
+    assert env["VLLM_DISABLE_SCCACHE"] == "1" and env["CCACHE_NOHASHDIR"] == "true"
+
+
+@needs_cc
+def test_no_compiler_cache_when_none_is_chosen(tmp_path: Path) -> None:
+    stage_sources(tmp_path, KEY)
+    # sccache and ccache on PATH, and still not used
+    build = run_build(
+        tmp_path, compile_play(), tools=("sccache", "ccache"), vllm_source_compiler_cache="none"
+    )
+    assert build.rc == 0, build.stderr
+    figures = summary(read_log(build.log.read_text().splitlines()))["compiler_cache"]
+    assert figures["off_reason"] == "vllm_source_compiler_cache is none"
+    # vLLM's setup.py still puts ccache, found on PATH, in front of the compiler; disabled,
+    # it runs the compiler and caches nothing.
+    assert launchers(tmp_path) == ["ccache"]
+    assert build.seen["env"]["VLLM_DISABLE_SCCACHE"] == build.seen["env"]["CCACHE_DISABLE"] == "1"
+
+
+@needs_cc
+def test_a_missing_cache_tool_leaves_an_uncached_build(tmp_path: Path) -> None:
+    build = compiled(tmp_path, None, vllm_source_compiler_cache="ccache")
+    figures = summary(read_log(build.log.read_text().splitlines()))["compiler_cache"]
+    assert figures["off_reason"] == "ccache is not on PATH: building without a compiler cache"
+    assert launchers(tmp_path) == [""]
+
+
+def test_a_build_that_compiles_nothing_says_nothing_of_a_cache(tmp_path: Path) -> None:
+    build = run_build(
+        tmp_path,
+        CUDA_BUILD[:1],
+        __vllm_source_plan=plan("empty"),
+        vllm_source_target_device="empty",
+    )
+    assert build.rc == 0, build.stderr
+    assert "compiler cache" not in build.log.read_text()
+    assert "SCCACHE_DIR" not in build.seen["env"] and "CCACHE_DIR" not in build.seen["env"]

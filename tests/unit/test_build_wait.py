@@ -185,3 +185,28 @@ def test_a_finished_failed_or_dead_builds_return_carries_its_progress(tmp_path, 
     out = run({**args, "log": log}, capsys)
     assert out["failed"] and "results file" in out["msg"]
     assert out["progress"]["step"] == 167
+
+
+def test_a_build_that_ran_without_its_compiler_cache_warns(tmp_path, capsys) -> None:
+    """The build went on uncached (the cache failed its health check): the wait says so, and
+    says nothing when no cache was wanted (vllm_source_compiler_cache none)."""
+    results, log = tmp_path / "job", tmp_path / "build.log"
+    log.write_text(
+        "[+     0.0s] == vllm_source build 0ddf074ce686cbc9 started 2026-12-02T10:00:00Z "
+        "on 16 CPUs\n"
+        "[+     0.1s] == compiler cache off: sccache failed its health check (sccache: error: "
+        "Server startup failed): building without a compiler cache\n"
+        "[+    60.0s] == vllm_source build 0ddf074ce686cbc9 finished in 60 s\n"
+    )
+    results.write_text(json.dumps({"rc": 0, "stdout": "/w/vllm.whl", "stderr": ""}))
+    args = {"results_file": str(results), "pid_file": str(tmp_path / "k.pid"), "log": str(log),
+            "wait": 1, "poll": 1}  # fmt: skip
+    out = run({**args, "compiler_cache": "sccache"}, capsys)
+    assert out["finished"] and not out.get("failed")
+    assert out["progress"]["compiler_cache"]["off_reason"].startswith("sccache failed its health")
+    assert len(out["warnings"]) == 1
+    warning = str(out["warnings"][0])
+    assert "without the compiler cache sccache: sccache failed its health check" in warning
+    _warnings._global_warnings.clear()
+    out = run({**args, "compiler_cache": "none"}, capsys)
+    assert not out.get("warnings")

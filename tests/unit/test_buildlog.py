@@ -16,6 +16,9 @@ from ansible.module_utils.vllm_fleet_buildlog import (
     LINES,
     MODE_ENV,
     STARTED_FORMAT,
+    cache_counts,
+    cache_figures,
+    cache_summary,
     format_line,
     parse_line,
     parse_text,
@@ -107,6 +110,8 @@ VALUES = {
     },
     "parallelism": {"ninja_jobs": 16, "threads_per_job": 2, "compile_threads": 32, "cpus": 32},
     "sample": {"busy_pct": 93, "cpus": 32, "used_mib": 40960},
+    "cache": {"launcher": "sccache", "when": "before", "stats": '{"stats": {}}'},
+    "cache_off": {"reason": "vllm_source_compiler_cache is none"},
     "finished": {"key": "1f2e3d4c5b6a7980", "duration_s": 4711},
     "failed": {"key": "1f2e3d4c5b6a7980", "duration_s": 0},
 }
@@ -270,8 +275,10 @@ def test_recorded_full_builds_read_as_bench_build_time_printed_them(run: str, gr
         "mem_used_peak_gib",
         "mem_per_job_gib",
     }
-    assert set(figures) - set(printed) == new
+    assert set(figures) - set(printed) == new | {"compiler_cache"}
     assert all(figures[name] is None for name in new)
+    # ... and from before the compiler cache's lines: no cache, no reason, no rate.
+    assert set(figures["compiler_cache"].values()) == {None}
     assert all(figures[k] <= printed[k] for k in grew)
 
 
@@ -290,3 +297,76 @@ def test_a_recorded_precompiled_build_reads_whole() -> None:
     assert facts["max_jobs_reason"] == (
         "16 CPUs, 125.8 GiB RAM at 4 GiB per compile job -> MAX_JOBS=16 (CPU-bound)"
     )
+
+
+# What the tools printed (sccache 0.16.0 --show-stats --stats-format json; ccache 4.14.2
+# --print-stats, joined as the build script joins it), trimmed to the counters read.
+SCCACHE_AFTER = (
+    '{"stats": {"compile_requests": 400, "cache_errors": {"counts": {"CUDA": 1}, '
+    '"adv_counts": {}}, "cache_hits": {"counts": {"C/C++": 120, "CUDA": 252}, "adv_counts": '
+    '{}}, "cache_misses": {"counts": {"CUDA": 25}, "adv_counts": {}}, "cache_timeouts": 0, '
+    '"cache_read_errors": 0, "cache_write_errors": 2}, "cache_location": "Local disk", '
+    '"version": "0.16.0"}'
+)
+SCCACHE_BEFORE = (
+    '{"stats": {"compile_requests": 0, "cache_errors": {"counts": {}, "adv_counts": {}}, '
+    '"cache_hits": {"counts": {}, "adv_counts": {}}, "cache_misses": {"counts": {}, '
+    '"adv_counts": {}}, "cache_timeouts": 0, "cache_read_errors": 0, "cache_write_errors": 0}}'
+)
+CCACHE_STATS = (
+    "autoconf_test=0 cache_miss=1 direct_cache_hit=3 direct_cache_miss=2 internal_error=0 "
+    "local_storage_hit=4 preprocessed_cache_hit=1 preprocessed_cache_miss=1 "
+    "remote_storage_error=0 remote_storage_timeout=0 "
+)
+
+
+def test_cache_counts_read_each_tools_statistics() -> None:
+    assert cache_counts("sccache", SCCACHE_AFTER) == {"hits": 372, "misses": 25, "errors": 3}
+    assert cache_counts("sccache", SCCACHE_BEFORE) == {"hits": 0, "misses": 0, "errors": 0}
+    assert cache_counts("ccache", CCACHE_STATS) == {"hits": 4, "misses": 1, "errors": 0}
+    # A server that was gone prints an error, not statistics.
+    assert cache_counts("sccache", "sccache: error: Connection refused") is None
+    assert cache_counts("ccache", "") is None and cache_counts("sccache", None) is None
+
+
+def cache_log(*lines: str) -> list:
+    return [stamped(float(at), text) for at, text in enumerate(lines)]
+
+
+def test_the_hit_rate_is_this_builds_after_less_before() -> None:
+    facts = read_log(cache_log(
+        format_line("cache", launcher="sccache", when="before", stats=SCCACHE_BEFORE),
+        format_line("cache", launcher="sccache", when="after", stats=SCCACHE_AFTER),
+        format_line("finished", key="k", duration_s=10),
+    ))  # fmt: skip
+    figures = summary(facts)["compiler_cache"]
+    assert figures == {"launcher": "sccache", "hits": 372, "misses": 25, "errors": 3,
+                       "hit_rate_pct": 93.7, "off_reason": None}  # fmt: skip
+    assert (
+        cache_summary(figures) == "compiler cache sccache: 93.7% hits (372 of 397), 3 cache errors"
+    )
+    # A server shared with an earlier build: only this build's requests count.
+    shared = read_log(cache_log(
+        format_line("cache", launcher="ccache", when="before", stats=CCACHE_STATS),
+        format_line("cache", launcher="ccache", when="after", stats=CCACHE_STATS.replace(
+            "cache_miss=1 ", "cache_miss=3 ")),
+    ))  # fmt: skip
+    assert cache_figures(shared)["hits"] == 0 and cache_figures(shared)["misses"] == 2
+    assert cache_figures(shared)["hit_rate_pct"] == 0.0
+
+
+def test_a_build_without_a_cache_says_why_and_one_without_stats_has_no_rate() -> None:
+    off = cache_figures(
+        read_log(cache_log(format_line("cache_off", reason="ccache is not on PATH")))
+    )
+    assert off["launcher"] is None and off["off_reason"] == "ccache is not on PATH"
+    assert cache_summary(off) == "compiler cache off: ccache is not on PATH"
+    gone = cache_figures(read_log(cache_log(
+        format_line("cache", launcher="sccache", when="before", stats=SCCACHE_BEFORE),
+        format_line("cache", launcher="sccache", when="after", stats="sccache: error: gone"),
+    )))  # fmt: skip
+    assert (
+        gone["hit_rate_pct"] is None
+        and cache_summary(gone) == "compiler cache sccache: no statistics"
+    )
+    assert cache_summary(cache_figures(read_log([]))) is None  # nothing compiled: nothing said

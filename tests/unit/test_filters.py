@@ -151,3 +151,72 @@ def test_a_progress_interval_in_range_is_well_formed() -> None:
 def test_only_the_wrong_inputs_are_named() -> None:
     errors = input_form_errors({**GOOD, "vllm_source_version": "x", "vllm_source_prefix": "p"})
     assert [e.split()[0] for e in errors] == ["vllm_source_version", "vllm_source_prefix"]
+
+
+compiler_cache_env = plugin("compiler_cache_env").compiler_cache_env
+CHECKOUT, VENV = "/opt/vllm/extern/vllm", "/opt/vllm/releases/1f2e3d4c5b6a7980/venv"
+
+
+def test_sccache_keeps_its_cache_under_the_prefix_and_hits_across_releases() -> None:
+    assert compiler_cache_env("sccache", "/opt/vllm/", CHECKOUT, VENV, "50G") == {
+        "CCACHE_DISABLE": "1",
+        "SCCACHE_BASEDIRS": f"{CHECKOUT}:{VENV}",
+        "SCCACHE_CACHE_SIZE": "50G",
+        "SCCACHE_DIR": "/opt/vllm/cache/sccache",
+        "SCCACHE_SERVER_UDS": "/opt/vllm/cache/sccache/server.sock",
+    }
+
+
+def test_a_shared_sccache_backend_replaces_the_local_folder() -> None:
+    env = compiler_cache_env("sccache", "/opt/vllm", CHECKOUT, VENV, "50G", True)
+    assert "SCCACHE_DIR" not in env and env["SCCACHE_BASEDIRS"] == f"{CHECKOUT}:{VENV}"
+
+
+def test_a_prefix_too_long_for_a_socket_gets_a_port_of_its_own() -> None:
+    long_prefix = "/srv/" + "fleet/" * 16 + "vllm"
+    env = compiler_cache_env("sccache", long_prefix, CHECKOUT, VENV, "50G")
+    other = compiler_cache_env("sccache", long_prefix + "2", CHECKOUT, VENV, "50G")
+    assert "SCCACHE_SERVER_UDS" not in env
+    assert 42260 <= int(env["SCCACHE_SERVER_PORT"]) < 44260
+    assert env == compiler_cache_env("sccache", long_prefix, CHECKOUT, VENV, "50G")  # stable
+    assert other["SCCACHE_SERVER_PORT"] != env["SCCACHE_SERVER_PORT"]
+
+
+def test_ccache_and_no_cache_turn_the_other_launcher_off() -> None:
+    assert compiler_cache_env("ccache", "/opt/vllm", CHECKOUT, VENV, "20G") == {
+        "VLLM_DISABLE_SCCACHE": "1",
+        "CCACHE_DIR": "/opt/vllm/cache/ccache",
+        "CCACHE_BASEDIR": "/opt/vllm",
+        "CCACHE_NOHASHDIR": "true",
+        "CCACHE_MAXSIZE": "20G",
+    }
+    assert compiler_cache_env("none", "/opt/vllm", CHECKOUT, VENV, "20G") == {
+        "VLLM_DISABLE_SCCACHE": "1",
+        "CCACHE_DISABLE": "1",
+    }
+    with pytest.raises(ValueError, match="vllm_source_compiler_cache must be one of"):
+        compiler_cache_env("distcc", "/opt/vllm", CHECKOUT, VENV, "20G")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("vllm_source_compiler_cache_size", "50", "a size such as 50G"),
+        ("vllm_source_compiler_cache_size", "50 GB", "a size such as 50G"),
+        ("vllm_source_compiler_cache_size", "0G", "a size such as 50G"),
+        ("vllm_source_compiler_cache_env", ["SCCACHE-BUCKET"], "cannot be an environment"),
+        ("vllm_source_compiler_cache_env", ["SCCACHE_BASEDIRS"], "which the role sets"),
+    ],
+)
+def test_a_wrong_compiler_cache_setting_gets_its_message(name, value, expected) -> None:
+    errors = input_form_errors({**GOOD, name: value})
+    assert len(errors) == 1 and expected in errors[0] and name in errors[0], errors
+
+
+def test_good_compiler_cache_settings_pass() -> None:
+    inputs = {
+        **GOOD,
+        "vllm_source_compiler_cache_size": "1.5T",
+        "vllm_source_compiler_cache_env": {"SCCACHE_BUCKET": "b", "AWS_SECRET_ACCESS_KEY": "s"},
+    }
+    assert input_form_errors(inputs) == []

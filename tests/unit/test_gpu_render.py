@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,3 +106,24 @@ def test_the_hash_checked_installs_and_the_seal_are_copied_from_the_log() -> Non
         f"- {render.SEAL_TASK} changed=false: 0 entries of /r/k handed to root",
     ]
     assert render.hardening_section("TASK [vllm_source : Other.] ***\nok: [h] => {}\n") == []
+
+
+def test_the_compiler_cache_section_is_copied_from_what_the_bench_printed():
+    recorded = ROOT / "docs" / "gpu-validation" / "h200x1-2026-12-03-compiler-cache"
+    text = render.render([recorded])
+    printed = [
+        json.loads(line)
+        for line in (recorded / "compiler_cache.txt").read_text().splitlines()
+        if line.startswith("{")
+    ]
+    phases = [p for p in printed if "phase" in p]
+    assert [p["phase"] for p in phases] == ["cold", "warm, same paths", "warm, other paths"]
+    for p in phases:
+        row = (
+            f"| {p['phase']} | {p['units']} | {p['compiled']} | {p['wall_s']} "
+            f"| {p['cpu_busy_pct']} % | {p['cache']['hits']} | {p['cache']['misses']} |"
+        )
+        assert row in text
+    for ratio in (p for p in printed if "warm" in p):
+        assert f"wall {ratio['warm_to_cold_wall_ratio']} of the cold one" in text
+    assert "bench/compiler_cache --src" in text

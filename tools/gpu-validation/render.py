@@ -228,6 +228,34 @@ def full_build_section(files: Dict[str, Path]) -> List[str]:
     return out
 
 
+def compiler_cache_section(files: Dict[str, Path]) -> List[str]:
+    """bench/compiler_cache's phases as a table, from the JSON lines it printed."""
+    out = ["## Compiler cache: vLLM's CUDA units cold, then warm (`bench/compiler_cache`)\n"]
+    if "command.txt" in files:
+        out.append(fenced(read(files["command.txt"]), "sh"))
+    rows = ["| phase | units | compiled | wall s | CPUs busy | hits | misses |", "| --- " * 7 + "|"]
+    ratios = []
+    for line in read(files["compiler_cache.txt"]).splitlines():
+        if not line.startswith("{"):
+            continue
+        data = json.loads(line)
+        if "phase" in data:
+            cache = data.get("cache") or {}
+            hits, misses = cache.get("hits", ""), cache.get("misses", "")
+            rows.append(
+                f"| {data['phase']} | {data['units']} | {data['compiled']} | {data['wall_s']} "
+                f"| {data['cpu_busy_pct']} % | {hits} | {misses} |"
+            )
+        elif "warm" in data:
+            ratios.append(
+                f"- warm, {data['warm']}: wall {data['warm_to_cold_wall_ratio']} of the cold "
+                f"one, {data['warm_hit_rate_pct']} % hits ({data['units_timed']} units)"
+            )
+    out += ["\n".join(rows) + "\n", "\n".join(ratios) + "\n"]
+    out += ["What it printed:\n", fenced(read(files["compiler_cache.txt"]))]
+    return out
+
+
 def render(dirs: List[Path]) -> str:
     files = {p.name: p for d in dirs for p in sorted(d.iterdir()) if p.is_file()}
     sources = ", ".join(f"`{d.name}`" for d in dirs)
@@ -274,6 +302,8 @@ def render(dirs: List[Path]) -> str:
             ]
     if "full-build.log.xz" in files:
         out += full_build_section(files)
+    if "compiler_cache.txt" in files:
+        out += compiler_cache_section(files)
     if "cleanup.txt" in files:
         out += [
             "## Processes of the validation, ended before the machine went back\n",

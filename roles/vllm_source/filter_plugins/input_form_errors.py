@@ -158,6 +158,40 @@ def sample_interval_error(value: Any) -> str:
     )
 
 
+CACHE_SIZE = re.compile(r"[1-9][0-9]*(\.[0-9]+)?[KMGT]")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# What the role sets itself for the cache (filter_plugins/compiler_cache_env.py) and the build.
+CACHE_ENV_OWN = ("SCCACHE_BASEDIRS", "SCCACHE_SERVER_UDS", "SCCACHE_SERVER_PORT", "PATH")
+
+
+def cache_size_error(value: Any) -> str:
+    if CACHE_SIZE.fullmatch(str(value)):
+        return ""
+    return (
+        f"vllm_source_compiler_cache_size must be a size such as 50G (a number, then K, M, G "
+        f"or T; got '{value}')"
+    )
+
+
+def cache_env_error(names: Any) -> str:
+    """Only the names of vllm_source_compiler_cache_env are checked: its values may be
+    secrets, and never reach a message."""
+    bad = sorted(str(n) for n in names if not ENV_NAME.fullmatch(str(n)))
+    if bad:
+        return (
+            f"vllm_source_compiler_cache_env holds {', '.join(repr(n) for n in bad)}, which "
+            f"cannot be an environment variable's name: use the tool's own variables, such as "
+            f"SCCACHE_REDIS_ENDPOINT"
+        )
+    own = sorted(str(n) for n in names if str(n) in CACHE_ENV_OWN)
+    if own:
+        return (
+            f"vllm_source_compiler_cache_env sets {', '.join(own)}, which the role sets for "
+            f"the cache's server and its hits across releases: leave them out"
+        )
+    return ""
+
+
 def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
     """One message per wrong input; [] when all are well formed."""
     checks = [
@@ -170,6 +204,11 @@ def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
         checks.append(progress_interval_error(inputs["vllm_source_build_progress_interval"]))
     if "vllm_source_build_sample_interval" in inputs:
         checks.append(sample_interval_error(inputs["vllm_source_build_sample_interval"]))
+    if "vllm_source_compiler_cache_size" in inputs:
+        checks.append(cache_size_error(inputs["vllm_source_compiler_cache_size"]))
+    if "vllm_source_compiler_cache_env" in inputs:
+        # The names only (a dict's keys): the values may be secrets.
+        checks.append(cache_env_error(list(inputs["vllm_source_compiler_cache_env"])))
     return [message for message in checks if message]
 
 

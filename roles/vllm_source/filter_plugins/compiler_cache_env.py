@@ -1,0 +1,125 @@
+"""compiler_cache_env: the environment that makes vLLM's build compile through the chosen
+compiler cache, with paths that stay the same from one release to the next."""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any, Callable, Dict
+
+DOCUMENTATION = r"""
+name: compiler_cache_env
+short_description: The build script's environment for sccache, ccache or no compiler cache
+description:
+  - >-
+    vLLM's setup.py picks the compiler launcher itself: sccache when C(sccache) is on PATH and
+    C(VLLM_DISABLE_SCCACHE) is not 1, else ccache when C(ccache) is on PATH, passed to CMake as
+    C(CMAKE_<LANG>_COMPILER_LAUNCHER) for C, C++ and CUDA. The build script puts the release
+    venv's bin, where the role installs the chosen tool, first on PATH; this environment turns
+    the other tool off and points the chosen one at a cache that outlives releases.
+  - >-
+    sccache: the cache in C(<prefix>/cache/sccache) (C(SCCACHE_DIR)), unless a shared backend
+    is given (its settings reach the build through the task's environment, never a file);
+    C(SCCACHE_BASEDIRS) holds the checkout and the release's venv, so a C/C++ unit compiled
+    against another release's torch headers, at another path, hits (CUDA units do not: sccache
+    0.16.0 hit 2.8 % of nvcc's steps at other paths on the H200, 100 % at the same paths, so
+    CUDA units hit on a rebuild of the same build key, whose checkout and venv paths are the
+    same); the server listens on a Unix
+    socket in the cache folder (one server per prefix, reachable by its user only), or, when
+    that path is too long for a socket, on a TCP port derived from the prefix.
+  - >-
+    ccache: the cache in C(<prefix>/cache/ccache), C(CCACHE_BASEDIR) the prefix and
+    C(CCACHE_NOHASHDIR) on, so the fixed checkout hits across runs (ccache takes one base
+    directory: units hit across releases only where their torch headers are the same files).
+  - C(none) sets C(VLLM_DISABLE_SCCACHE=1) and C(CCACHE_DISABLE=1).
+options:
+  _input:
+    description: C(vllm_source_compiler_cache), C(sccache), C(ccache) or C(none).
+    type: str
+    required: true
+  prefix:
+    description: C(vllm_source_prefix).
+    type: str
+    required: true
+  checkout:
+    description: The fixed checkout the build runs in.
+    type: str
+    required: true
+  venv:
+    description: The release's venv, whose torch the build compiles against.
+    type: str
+    required: true
+  size:
+    description: C(vllm_source_compiler_cache_size), such as C(50G).
+    type: str
+    required: true
+  shared:
+    description: Whether a shared backend is given (C(vllm_source_compiler_cache_env)).
+    type: bool
+    default: false
+"""
+
+EXAMPLES = r"""
+env: "{{ 'sccache' | compiler_cache_env('/opt/vllm', '/opt/vllm/extern/vllm', venv, '50G') }}"
+"""
+
+RETURN = r"""
+_value:
+  description: Variable name to value, for the build script to export.
+  type: dict
+"""
+
+TOOLS = ("sccache", "ccache", "none")
+# sun_path holds 108 bytes with its terminating NUL; a little margin for the kernel's checks.
+MAX_SOCKET_PATH = 100
+# sccache's own default port is 4226; a prefix whose socket path is too long takes one of
+# these, the same on every run.
+PORT_BASE, PORT_SPAN = 42260, 2000
+
+
+def sccache_server_env(prefix: str) -> Dict[str, str]:
+    """Where the prefix's sccache server listens: a socket in its cache folder, or a port."""
+    socket = f"{prefix.rstrip('/')}/cache/sccache/server.sock"
+    if len(socket.encode()) <= MAX_SOCKET_PATH:
+        return {"SCCACHE_SERVER_UDS": socket}
+    port = PORT_BASE + zlib.crc32(prefix.encode()) % PORT_SPAN
+    return {"SCCACHE_SERVER_PORT": str(port)}
+
+
+def compiler_cache_env(
+    tool: str,
+    prefix: str,
+    checkout: str,
+    venv: str,
+    size: str,
+    shared: bool = False,
+) -> Dict[str, str]:
+    """The build's compiler-cache variables for `tool`."""
+    if tool not in TOOLS:
+        raise ValueError(f"vllm_source_compiler_cache must be one of {', '.join(TOOLS)}")
+    root = prefix.rstrip("/")
+    if tool == "none":
+        return {"VLLM_DISABLE_SCCACHE": "1", "CCACHE_DISABLE": "1"}
+    if tool == "ccache":
+        return {
+            "VLLM_DISABLE_SCCACHE": "1",
+            "CCACHE_DIR": f"{root}/cache/ccache",
+            "CCACHE_BASEDIR": root,
+            "CCACHE_NOHASHDIR": "true",
+            "CCACHE_MAXSIZE": size,
+        }
+    env = {
+        "CCACHE_DISABLE": "1",  # a host ccache never stands in for a failed sccache
+        "SCCACHE_BASEDIRS": f"{checkout.rstrip('/')}:{venv.rstrip('/')}",
+        "SCCACHE_CACHE_SIZE": size,
+        **sccache_server_env(root),
+    }
+    if not shared:
+        env["SCCACHE_DIR"] = f"{root}/cache/sccache"
+    return env
+
+
+class FilterModule:
+    """The compiler cache's environment."""
+
+    def filters(self) -> Dict[str, Callable[..., Any]]:
+        return {"compiler_cache_env": compiler_cache_env}
