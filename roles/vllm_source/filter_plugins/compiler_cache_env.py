@@ -30,6 +30,8 @@ description:
     ccache: the cache in C(<prefix>/cache/ccache), C(CCACHE_BASEDIR) the prefix and
     C(CCACHE_NOHASHDIR) on, so the fixed checkout hits across runs (ccache takes one base
     directory: units hit across releases only where their torch headers are the same files).
+    On nvcc ccache 4.14.2 hit 100 % of the units at the same paths and where the sources
+    moved, warm in 0.3 s where sccache took 16.5 s (H200, bench/compiler_cache).
   - C(none) sets C(VLLM_DISABLE_SCCACHE=1) and C(CCACHE_DISABLE=1).
 options:
   _input:
