@@ -392,18 +392,21 @@ def cache_figures(facts: Dict[str, Any]) -> Dict[str, Any]:
     shared with other builds counts theirs too), the hit rate in % of the units looked up
     (None before any), and off_reason, why the build ran without a cache (None with one)."""
     cache = facts.get("cache") or {}
-    launcher = cache.get("launcher")
+    off_reason = cache.get("off_reason")
+    launcher = None if off_reason else cache.get("launcher")
     figures: Dict[str, Any] = {
-        "launcher": None if cache.get("off_reason") else launcher,
+        "launcher": launcher,
         "hits": None,
         "misses": None,
         "errors": None,
         "hit_rate_pct": None,
-        "off_reason": cache.get("off_reason"),
+        "off_reason": off_reason,
     }
-    before = cache_counts(launcher, cache.get("before")) if launcher else None
-    after = cache_counts(launcher, cache.get("after")) if launcher else None
-    if before is not None and after is not None and not figures["off_reason"]:
+    if not launcher:
+        return figures
+    before = cache_counts(launcher, cache.get("before"))
+    after = cache_counts(launcher, cache.get("after"))
+    if before is not None and after is not None:
         for name in ("hits", "misses", "errors"):
             figures[name] = max(0, after[name] - before[name])
         looked_up = figures["hits"] + figures["misses"]

@@ -23,9 +23,9 @@ description:
     against another release's torch headers, at another path, hits (CUDA units do not: sccache
     0.16.0 hit 2.8 % of nvcc's steps at other paths on the H200, 100 % at the same paths, so
     CUDA units hit on a rebuild of the same build key, whose checkout and venv paths are the
-    same); the server listens on a Unix
-    socket in the cache folder (one server per prefix, reachable by its user only), or, when
-    that path is too long for a socket, on a TCP port derived from the prefix.
+    same); the server listens on a Unix socket in the cache folder (one server per prefix,
+    reachable by its user only), or, when that path is too long for a socket, on a TCP port
+    derived from the prefix.
   - >-
     ccache: the cache in C(<prefix>/cache/ccache), C(CCACHE_BASEDIR) the prefix and
     C(CCACHE_NOHASHDIR) on, so the fixed checkout hits across runs (ccache takes one base
@@ -78,12 +78,17 @@ MAX_SOCKET_PATH = 100
 PORT_BASE, PORT_SPAN = 42260, 2000
 
 
-def sccache_server_env(prefix: str) -> Dict[str, str]:
+def cache_dir(root: str, tool: str) -> str:
+    """The tool's cache folder under the prefix (the role's __vllm_source_compiler_cache_dir)."""
+    return f"{root}/cache/{tool}"
+
+
+def sccache_server_env(root: str) -> Dict[str, str]:
     """Where the prefix's sccache server listens: a socket in its cache folder, or a port."""
-    socket = f"{prefix.rstrip('/')}/cache/sccache/server.sock"
+    socket = f"{cache_dir(root, 'sccache')}/server.sock"
     if len(socket.encode()) <= MAX_SOCKET_PATH:
         return {"SCCACHE_SERVER_UDS": socket}
-    port = PORT_BASE + zlib.crc32(prefix.encode()) % PORT_SPAN
+    port = PORT_BASE + zlib.crc32(root.encode()) % PORT_SPAN
     return {"SCCACHE_SERVER_PORT": str(port)}
 
 
@@ -104,7 +109,7 @@ def compiler_cache_env(
     if tool == "ccache":
         return {
             "VLLM_DISABLE_SCCACHE": "1",
-            "CCACHE_DIR": f"{root}/cache/ccache",
+            "CCACHE_DIR": cache_dir(root, "ccache"),
             "CCACHE_BASEDIR": root,
             "CCACHE_NOHASHDIR": "true",
             "CCACHE_MAXSIZE": size,
@@ -116,7 +121,7 @@ def compiler_cache_env(
         **sccache_server_env(root),
     }
     if not shared:
-        env["SCCACHE_DIR"] = f"{root}/cache/sccache"
+        env["SCCACHE_DIR"] = cache_dir(root, "sccache")
     return env
 
 
