@@ -217,16 +217,17 @@ def run_build(
     play: Play,
     env: Optional[Dict[str, str]] = None,
     key: str = KEY,
-    tools: Tuple[str, ...] = ("sccache",),
+    tools: Tuple[str, ...] = ("ccache",),
     **overrides: Any,
 ) -> Build:
     """Render the script, make the directories the role makes, install the compiler cache
     `tools` into the release venv, and run the script as the role does (in `env`, ENV by
     default, for build `key`)."""
     prefix = tmp_path / "opt-vllm"
-    tool = overrides.get("vllm_source_compiler_cache", "sccache")
+    tool = overrides.get("vllm_source_compiler_cache", "ccache")  # the role's default
     for sub in (
         "extern/vllm",
+        "build",
         "logs",
         "wheels",
         "bin",
@@ -322,7 +323,9 @@ def test_the_test_sets_every_variable_the_template_reads(tmp_path: Path) -> None
 
 
 def test_a_build_logs_what_read_log_reads(tmp_path: Path) -> None:
-    build = run_build(tmp_path, CUDA_BUILD)
+    build = run_build(
+        tmp_path, CUDA_BUILD, tools=("sccache",), vllm_source_compiler_cache="sccache"
+    )
     assert build.rc == 0, build.stderr
     wheel = build.wheel_dir / WHEEL
     assert build.stdout.splitlines()[-1] == str(wheel)  # the role's vllm_source_wheel
@@ -440,10 +443,14 @@ def test_a_precompiled_build_logs_its_mode_and_passes_its_environment(tmp_path: 
     assert env["CMAKE_ARGS"] == "-DX=1 -DY=2"
     assert env["CUTLASS_SRC_DIR"] == "/srv/deps/cut lass"
     assert env["CUDA_HOME"] == toolkit["home"]
+    # The release's venv, through the one path every release builds in.
     assert env["PATH"].split(os.pathsep)[:2] == [
-        str(tmp_path / "opt-vllm" / "releases" / KEY / "venv" / "bin"),
+        str(tmp_path / "opt-vllm" / "build" / "venv" / "bin"),
         f"{toolkit['home']}/bin",
     ]
+    assert os.readlink(tmp_path / "opt-vllm" / "build" / "venv") == str(
+        tmp_path / "opt-vllm" / "releases" / KEY / "venv"
+    )
 
 
 def test_a_second_build_of_a_key_waits_for_the_running_one_and_takes_its_wheel(
@@ -555,7 +562,7 @@ def stage_sources(tmp_path: Path, key: str) -> None:
 def compiled(tmp_path: Path, tool: Optional[str], key: str = KEY, **overrides: Any) -> Build:
     """A build that compiles its unit with `tool` in the release venv (None: none there)."""
     stage_sources(tmp_path, key)
-    facts = {"vllm_source_compiler_cache": tool or "sccache", **overrides}
+    facts = {"vllm_source_compiler_cache": tool or "ccache", **overrides}
     build = run_build(tmp_path, compile_play(), key=key, tools=(tool,) if tool else (), **facts)
     assert build.rc == 0, build.stderr + build.log.read_text()
     return build
@@ -605,7 +612,7 @@ def test_sccache_hits_across_releases_and_its_hit_rate_is_logged(tmp_path: Path)
     env = second.seen["env"]
     assert env["SCCACHE_BASEDIRS"].split(":") == [
         str(tmp_path / "opt-vllm" / "extern" / "vllm"),
-        str(tmp_path / "opt-vllm" / "releases" / "2a3b4c5d6e7f8091" / "venv"),
+        str(tmp_path / "opt-vllm" / "build" / "venv"),
     ]
     assert env["CCACHE_DISABLE"] == "1" and "VLLM_DISABLE_SCCACHE" not in env
     # The build's server is stopped once the build is done.
@@ -626,6 +633,7 @@ def test_a_shared_sccache_that_fails_its_check_leaves_an_uncached_build(tmp_path
         tmp_path,
         compile_play(),
         env=env,
+        tools=("sccache",),
         vllm_source_compiler_cache="sccache",
         vllm_source_compiler_cache_env={
             "SCCACHE_WEBDAV_ENDPOINT": "given in the task's environment"
@@ -641,6 +649,22 @@ def test_a_shared_sccache_that_fails_its_check_leaves_an_uncached_build(tmp_path
     for path in (tmp_path / "opt-vllm").rglob("*"):
         if path.is_file() and not path.is_symlink():
             assert secret.encode() not in path.read_bytes(), path
+
+
+@needs_cc
+def test_ccache_hits_across_releases_through_the_fixed_build_venv(tmp_path: Path) -> None:
+    """Two releases, torch's headers in two venvs: each build compiles through
+    <prefix>/build/venv, linked to its own release's venv, so the second release's unit
+    comes from the cache (the release's own path would be in the include path: a miss)."""
+    compiled(tmp_path, "ccache")
+    shutil.rmtree(tmp_path / "opt-vllm" / "extern" / "vllm" / "build")
+    other = "2a3b4c5d6e7f8091"
+    again = compiled(tmp_path, "ccache", key=other)
+    figures = summary(read_log(again.log.read_text().splitlines()))["compiler_cache"]
+    assert (figures["launcher"], figures["hits"], figures["misses"]) == ("ccache", 1, 0)
+    link = tmp_path / "opt-vllm" / "build" / "venv"
+    assert os.readlink(link) == str(tmp_path / "opt-vllm" / "releases" / other / "venv")
+    assert again.seen["env"]["PATH"].split(os.pathsep)[0] == str(link / "bin")
 
 
 @needs_cc

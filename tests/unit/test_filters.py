@@ -216,7 +216,35 @@ def test_a_wrong_compiler_cache_setting_gets_its_message(name, value, expected) 
 def test_good_compiler_cache_settings_pass() -> None:
     inputs = {
         **GOOD,
+        "vllm_source_compiler_cache": "sccache",
         "vllm_source_compiler_cache_size": "1.5T",
         "vllm_source_compiler_cache_env": {"SCCACHE_BUCKET": "b", "AWS_SECRET_ACCESS_KEY": "s"},
     }
     assert input_form_errors(inputs) == []
+    ccache = {"CCACHE_REMOTE_STORAGE": "redis://cache:6379"}
+    inputs.update(vllm_source_compiler_cache="ccache", vllm_source_compiler_cache_env=ccache)
+    assert input_form_errors(inputs) == []
+
+
+@pytest.mark.parametrize(
+    ("tool", "backend", "other"),
+    [
+        (
+            "ccache",
+            {"SCCACHE_BUCKET": "s3cret-bucket", "AWS_SECRET_ACCESS_KEY": "s3cret"},
+            "sccache",
+        ),
+        ("sccache", {"CCACHE_REMOTE_STORAGE": "redis://u:s3cret@cache"}, "ccache"),
+        ("none", {"SCCACHE_REDIS_ENDPOINT": "redis://u:s3cret@cache"}, "sccache"),
+    ],
+)
+def test_a_backend_of_the_other_tool_is_refused_by_name(tool, backend, other) -> None:
+    """The default is ccache: sccache's S3 settings given without choosing sccache would
+    silently build against the local cache. The message names the variables, never a value."""
+    errors = input_form_errors(
+        {**GOOD, "vllm_source_compiler_cache": tool, "vllm_source_compiler_cache_env": backend}
+    )
+    assert len(errors) == 1, errors
+    assert f"set vllm_source_compiler_cache: {other}" in errors[0]
+    assert next(n for n in backend if n.startswith(other.upper())) in errors[0]
+    assert "s3cret" not in errors[0]

@@ -127,3 +127,26 @@ def test_the_compiler_cache_section_is_copied_from_what_the_bench_printed():
     for ratio in (p for p in printed if "warm" in p):
         assert f"wall {ratio['warm_to_cold_wall_ratio']} of the cold one" in text
     assert "bench/compiler_cache --src" in text
+
+
+def test_the_full_build_cache_section_is_copied_from_what_the_bench_printed():
+    recorded = ROOT / "docs" / "gpu-validation" / "h200x1-2026-12-03-full-build-cache"
+    text = render.render([recorded])
+    for tool in ("ccache", "sccache"):
+        printed = [
+            json.loads(line)
+            for line in (recorded / f"{tool}.jsonl").read_text().splitlines()
+            if line.startswith("{")
+        ]
+        launcher = printed[0]["launcher"]
+        phases = [p for p in printed if "phase" in p]
+        assert [p["phase"] for p in phases] == ["cold", "warm, build tree removed"]
+        for p in phases:
+            row = (
+                f"| {launcher} | {p['phase']} | {p['configure_s']} "
+                f"| {p['steps_finished']} of {p['steps_total']} | {p['wall_s']} |"
+            )
+            assert row in text
+        ratio = printed[-1]
+        assert f"- {launcher}: warm wall {ratio['warm_to_cold_wall_ratio']} of the cold one" in text
+    assert "bench/full_build_cache --src" in text

@@ -256,6 +256,44 @@ def compiler_cache_section(files: Dict[str, Path]) -> List[str]:
     return out
 
 
+def full_build_cache_section(files: Dict[str, Path]) -> List[str]:
+    """bench/full_build_cache's runs (one JSON-lines file per tool) as a table."""
+    out = ["## Compiler cache on the full CUDA build: cold, then warm (`bench/full_build_cache`)\n"]
+    rows = [
+        "| tool | phase | configure s | ninja steps | wall s | steps/min | CPUs busy "
+        "| peak GiB in use | GiB per job | hits | misses |",
+        "| --- " * 11 + "|",
+    ]
+    ratios, printed = [], []
+    for name in sorted(n for n in files if n.endswith(".jsonl")):
+        tool = name[: -len(".jsonl")]
+        text = read(files[name])
+        printed.append(f"{name}:\n{text.strip()}")
+        for line in text.splitlines():
+            data = json.loads(line) if line.startswith("{") else {}
+            if "launcher" in data:
+                tool = data["launcher"]
+            elif "phase" in data:
+                cache = data.get("cache") or {}
+                busy = "" if data["cpu_busy_pct"] is None else f"{data['cpu_busy_pct']} %"
+                rows.append(
+                    f"| {tool} | {data['phase']} | {data['configure_s']} "
+                    f"| {data['steps_finished']} of {data['steps_total']} | {data['wall_s']} "
+                    f"| {data['steps_per_min']} | {busy} | {data['peak_used_gib']} "
+                    f"| {data['peak_per_job_gib']} | {cache.get('hits', '')} "
+                    f"| {cache.get('misses', '')} |"
+                )
+            elif "warm_to_cold_wall_ratio" in data:
+                ratios.append(
+                    f"- {tool}: warm wall {data['warm_to_cold_wall_ratio']} of the cold one "
+                    f"({data['warm_to_cold_ratio_with_configure']} with configure), "
+                    f"{data['warm_hit_rate_pct']} % hits, {data['objects_rebuilt']} objects"
+                )
+    out += ["\n".join(rows) + "\n", "\n".join(ratios) + "\n"]
+    out += ["What it printed:\n", fenced("\n\n".join(printed))]
+    return out
+
+
 def render(dirs: List[Path]) -> str:
     files = {p.name: p for d in dirs for p in sorted(d.iterdir()) if p.is_file()}
     sources = ", ".join(f"`{d.name}`" for d in dirs)
@@ -304,6 +342,8 @@ def render(dirs: List[Path]) -> str:
         out += full_build_section(files)
     if "compiler_cache.txt" in files:
         out += compiler_cache_section(files)
+    if any(name.endswith(".jsonl") for name in files):
+        out += full_build_cache_section(files)
     if "cleanup.txt" in files:
         out += [
             "## Processes of the validation, ended before the machine went back\n",

@@ -57,10 +57,10 @@ for name in "${excludes[@]}"; do exclude_args+=(--exclude "$name"); done
 step "wheelhouse for the GPU machine: resolve, download, prove complete offline"
 (cd "$ROOT" && "$PY" -m vllm_fleet.wheelhouse build --dest "$G/wheelhouse" "${TARGET[@]}" \
   --cuda 13.0 --image-freeze "$FREEZE" --vllm-wheel "$wheel" \
-  --build-requires "$G/sdist/vllm-$VERSION/pyproject.toml" "${exclude_args[@]}")
+  --build-requires "$G/sdist/vllm-$VERSION/pyproject.toml" --compiler-cache ccache "${exclude_args[@]}")
 (cd "$ROOT" && "$PY" -m vllm_fleet.wheelhouse check --dest "$G/wheelhouse" "${TARGET[@]}" \
   --cuda 13.0 --image-freeze "$FREEZE" --vllm-wheel "$wheel" \
-  --build-requires "$G/sdist/vllm-$VERSION/pyproject.toml" "${exclude_args[@]}") 2>&1 |
+  --build-requires "$G/sdist/vllm-$VERSION/pyproject.toml" --compiler-cache ccache "${exclude_args[@]}") 2>&1 |
   tee "$G/wheelhouse-check.txt"
 
 step "control wheels for the machine's /usr/bin/python3 (a bare Python 3.12)"

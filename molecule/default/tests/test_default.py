@@ -56,6 +56,15 @@ def test_install_tree_owned_by_service_user_and_not_writable_by_others(host, pat
     assert f.mode & 0o022 == 0, oct(f.mode)
 
 
+def test_the_build_ran_through_the_fixed_venv_path_of_the_release_it_built(host):
+    """<prefix>/build/venv links to the venv of the release that was built (current's), so a
+    later build of another release compiles against torch's headers at the same path."""
+    assert host.file(f"{PREFIX}/build/venv").is_symlink
+    built = host.check_output("readlink %s/build/venv", PREFIX)
+    assert built == host.check_output("readlink -f %s", VENV)
+    assert built.startswith(f"{PREFIX}/releases/")
+
+
 def test_vllm_imports_at_the_requested_tag(host):
     code = 'import importlib.metadata as m, vllm; print(vllm.__version__, m.version("vllm"))'
     version, dist_version = venv_python(host, code).split()

@@ -13,25 +13,25 @@ description:
   - >-
     vLLM's setup.py picks the compiler launcher itself: sccache when C(sccache) is on PATH and
     C(VLLM_DISABLE_SCCACHE) is not 1, else ccache when C(ccache) is on PATH, passed to CMake as
-    C(CMAKE_<LANG>_COMPILER_LAUNCHER) for C, C++ and CUDA. The build script puts the release
-    venv's bin, where the role installs the chosen tool, first on PATH; this environment turns
-    the other tool off and points the chosen one at a cache that outlives releases.
+    C(CMAKE_<LANG>_COMPILER_LAUNCHER) for C, C++ and CUDA. The build script links
+    C(<prefix>/build/venv) to the release's venv and puts its bin, where the role installs the
+    chosen tool, first on PATH: every release compiles against torch's headers at that one
+    path. This environment turns the other tool off and points the chosen one at a cache that
+    outlives releases.
   - >-
     sccache: the cache in C(<prefix>/cache/sccache) (C(SCCACHE_DIR)), unless a shared backend
     is given (its settings reach the build through the task's environment, never a file);
-    C(SCCACHE_BASEDIRS) holds the checkout and the release's venv, so a C/C++ unit compiled
-    against another release's torch headers, at another path, hits (CUDA units do not: sccache
-    0.16.0 hit 2.8 % of nvcc's steps at other paths on the H200, 100 % at the same paths, so
-    CUDA units hit on a rebuild of the same build key, whose checkout and venv paths are the
-    same); the server listens on a Unix socket in the cache folder (one server per prefix,
-    reachable by its user only), or, when that path is too long for a socket, on a TCP port
-    derived from the prefix.
+    C(SCCACHE_BASEDIRS) holds the checkout and the build venv's path (sccache 0.16.0 hit
+    2.8 % of nvcc's steps at other paths on the H200, 100 % at the same paths; on the full
+    CUDA build its warm rebuild took 0.207 of the cold wall); the server listens on a Unix
+    socket in the cache folder (one server per prefix, reachable by its user only), or, when
+    that path is too long for a socket, on a TCP port derived from the prefix.
   - >-
     ccache: the cache in C(<prefix>/cache/ccache), C(CCACHE_BASEDIR) the prefix and
-    C(CCACHE_NOHASHDIR) on, so the fixed checkout hits across runs (ccache takes one base
-    directory: units hit across releases only where their torch headers are the same files).
-    On nvcc ccache 4.14.2 hit 100 % of the units at the same paths and where the sources
-    moved, warm in 0.3 s where sccache took 16.5 s (H200, bench/compiler_cache).
+    C(CCACHE_NOHASHDIR) on, so the fixed checkout and build venv hit across runs and
+    releases. On nvcc ccache 4.14.2 hit 100 % of the units at the same paths and where the
+    sources moved; the full CUDA build's 69 first steps rebuilt warm in 0.7 s, 0.001 of the
+    cold wall (H200, bench/full_build_cache): the role's default.
   - C(none) sets C(VLLM_DISABLE_SCCACHE=1) and C(CCACHE_DISABLE=1).
 options:
   _input:
@@ -47,7 +47,9 @@ options:
     type: str
     required: true
   venv:
-    description: The release's venv, whose torch the build compiles against.
+    description: >-
+      The build venv's path (C(<prefix>/build/venv), a link to the release's venv), whose
+      torch the build compiles against.
     type: str
     required: true
   size:
@@ -61,7 +63,9 @@ options:
 """
 
 EXAMPLES = r"""
-env: "{{ 'sccache' | compiler_cache_env('/opt/vllm', '/opt/vllm/extern/vllm', venv, '50G') }}"
+env: >-
+  {{ 'ccache' | compiler_cache_env('/opt/vllm', '/opt/vllm/extern/vllm', '/opt/vllm/build/venv',
+     '50G') }}
 """
 
 RETURN = r"""

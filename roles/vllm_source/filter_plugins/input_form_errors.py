@@ -173,9 +173,13 @@ def cache_size_error(value: Any) -> str:
     )
 
 
-def cache_env_error(names: Any) -> str:
+# Each tool's own variables: a backend set for one tool is never used by the other.
+CACHE_ENV_PREFIXES = {"sccache": "SCCACHE_", "ccache": "CCACHE_"}
+
+
+def cache_env_error(names: Any, tool: str = "") -> str:
     """Only the names of vllm_source_compiler_cache_env are checked: its values may be
-    secrets, and never reach a message."""
+    secrets, and never reach a message. `tool` is vllm_source_compiler_cache."""
     bad = sorted(str(n) for n in names if not ENV_NAME.fullmatch(str(n)))
     if bad:
         return (
@@ -189,6 +193,15 @@ def cache_env_error(names: Any) -> str:
             f"vllm_source_compiler_cache_env sets {', '.join(own)}, which the role sets for "
             f"the cache's server and its hits across releases: leave them out"
         )
+    others = {t: p for t, p in CACHE_ENV_PREFIXES.items() if t != tool}
+    for other, prefix in others.items():
+        foreign = sorted(str(n) for n in names if str(n).startswith(prefix))
+        if foreign:
+            return (
+                f"vllm_source_compiler_cache_env sets {', '.join(foreign)}, {other}'s settings, "
+                f"but vllm_source_compiler_cache is {tool or 'unset'}: set "
+                f"vllm_source_compiler_cache: {other} to use that backend"
+            )
     return ""
 
 
@@ -208,7 +221,12 @@ def input_form_errors(inputs: Mapping[str, Any]) -> List[str]:
         checks.append(cache_size_error(inputs["vllm_source_compiler_cache_size"]))
     if "vllm_source_compiler_cache_env" in inputs:
         # The names only (a dict's keys): the values may be secrets.
-        checks.append(cache_env_error(list(inputs["vllm_source_compiler_cache_env"])))
+        checks.append(
+            cache_env_error(
+                list(inputs["vllm_source_compiler_cache_env"]),
+                str(inputs.get("vllm_source_compiler_cache", "")),
+            )
+        )
     return [message for message in checks if message]
 
 
