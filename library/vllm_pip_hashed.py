@@ -5,24 +5,32 @@ hash-checked against the wheelhouse's manifest."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_hashes import (
     SHA256_RE,
     HashedInstallError,
     ManifestError,
-    Pinned,
     dry_run_argv,
     hash_mismatches,
     install_argv,
     manifest_message,
     mismatch_message,
     parse_report,
+    parse_uv_dry_run,
     pin_hashes,
+    pin_uv_hashes,
     pip_environment,
     read_manifest,
     requirements_text,
+    uv_changed,
+    uv_dry_run_argv,
+    uv_environment,
+    uv_hash_mismatches,
+    uv_install_argv,
+    uv_mismatch_message,
+    uv_requirements_text,
     wheelhouse_origin,
 )
 
@@ -47,14 +55,34 @@ description:
     Files outside the wheelhouse (vLLM's own wheel) are installed when I(file_hashes) gives
     their sha256, as C(name @ file://... --hash=sha256:...).
   - >-
-    pip's configuration files and PIP_* variables do not apply, so only the wheelhouse is a
-    source. Run it as the venv's owner (become_user). Changed only when pip installed
-    something; in check mode it asks pip and reports what it would install.
+    With I(installer=uv) the same is done by uv (C(uv pip install --python PYTHON)): it has no
+    report, so its dry run's C(+ name==version) lines are pinned with the manifest's sha256 of
+    every wheel of that name and version in the wheelhouse, and C(uv pip install
+    --require-hashes --no-deps --offline --no-index --link-mode copy -r requirements_file)
+    installs them; uv checks the file it picks against those.
+  - >-
+    pip's configuration files and PIP_* variables (uv's files and UV_* variables with uv) do
+    not apply, so only the wheelhouse is a source. Run it as the venv's owner (become_user).
+    Changed only when something was installed; in check mode it asks the installer and
+    reports what it would install.
 options:
   python:
-    description: The venv's Python; the module runs C(python -m pip).
+    description: The venv's Python; the module runs C(python -m pip), or uv for it.
     type: path
     required: true
+  installer:
+    description: Which installer resolves and installs, the venv's pip or uv (I(uv)).
+    type: str
+    choices: [pip, uv]
+    default: pip
+  uv:
+    description: The uv binary, for I(installer=uv).
+    type: path
+    default: ""
+  cache_dir:
+    description: uv's cache directory (C(--cache-dir)); empty for uv's default.
+    type: path
+    default: ""
   requirements:
     description: Requirement specifiers or paths of wheel files, as pip install takes them.
     type: list
@@ -141,7 +169,7 @@ requirements_file:
   type: str
   returned: always
 cmd:
-  description: The last pip command run.
+  description: The last pip (or uv) command run.
   type: list
   elements: str
   returned: when pip ran
@@ -156,12 +184,12 @@ stderr:
 """
 
 
-def write_requirements(path: str, pinned: List[Pinned]) -> None:
+def write_requirements(path: str, text: str) -> None:
     """The hashed requirements, written whole (a temporary file renamed over the old one)."""
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     partial = f"{path}.partial"
     with open(partial, "w", encoding="utf-8") as handle:
-        handle.write(requirements_text(pinned))
+        handle.write(text)
     os.chmod(partial, 0o644)
     os.replace(partial, path)
 
@@ -174,10 +202,75 @@ def isolate_pip() -> None:
     os.environ.update(wanted)
 
 
+def isolate_uv() -> None:
+    """This process's environment as uv gets it: no UV_* (nor PIP_*) variable."""
+    wanted = uv_environment(os.environ)
+    for key in [k for k in os.environ if k not in wanted]:
+        del os.environ[key]
+    os.environ.update(wanted)
+
+
+def run_uv(module: AnsibleModule, manifest: Dict[str, str], file_hashes: Dict[str, str]) -> None:
+    """The install through uv: its dry run, the pins with their hashes, the install."""
+    p = module.params
+    python, wheelhouse, controller = p["python"], p["wheelhouse"] or "", p["controller_wheelhouse"]
+    uv, cache = p["uv"], p["cache_dir"] or ""
+    result: Dict[str, Any] = {"installed": [], "requirements_file": ""}
+    if not uv or not os.path.exists(uv):
+        module.fail_json(
+            msg=f"installer uv needs the uv binary, and {uv or 'none'} is not there: "
+            "install uv first (the role puts it into <prefix>/tools)",
+            **result,
+        )
+    isolate_uv()
+    argv = uv_dry_run_argv(
+        uv, python, cache, wheelhouse, p["requirements"], p["deps"], p["force_reinstall"]
+    )
+    rc, out, err = module.run_command(argv)
+    result.update(cmd=argv, stdout=out, stderr=err)
+    if rc != 0:
+        module.fail_json(
+            msg=f"uv cannot install {' '.join(p['requirements'])} from "
+            f"{wheelhouse or 'the given files'} alone (uv's message below): add the missing "
+            "wheels to the wheelhouse on the controller (python -m vllm_fleet.wheelhouse build "
+            "and check say which), then record them with `python -m vllm_fleet.wheelhouse hash`",
+            **result,
+        )
+    try:
+        pinned = pin_uv_hashes(
+            parse_uv_dry_run(f"{out}\n{err}"), wheelhouse, manifest, file_hashes, controller
+        )
+    except HashedInstallError as exc:
+        module.fail_json(msg=str(exc), **result)
+    result["installed"] = [item.returned() for item in pinned]
+    if not pinned or module.check_mode:
+        module.exit_json(changed=bool(pinned), **result)
+
+    write_requirements(p["requirements_file"], uv_requirements_text(pinned))
+    result["requirements_file"] = p["requirements_file"]
+    argv = uv_install_argv(
+        uv, python, cache, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]
+    )
+    rc, out, err = module.run_command(argv)
+    result.update(cmd=argv, stdout=out, stderr=err)
+    if rc != 0:
+        mismatches = uv_hash_mismatches(f"{err}\n{out}")
+        module.fail_json(
+            msg=uv_mismatch_message(mismatches, wheelhouse, controller, list(file_hashes))
+            if mismatches
+            else f"uv pip install -r {p['requirements_file']} failed (uv's message below)",
+            **result,
+        )
+    module.exit_json(changed=uv_changed(f"{out}\n{err}"), **result)
+
+
 def run_module() -> None:
     module = AnsibleModule(
         argument_spec={
             "python": {"type": "path", "required": True},
+            "installer": {"type": "str", "choices": ["pip", "uv"], "default": "pip"},
+            "uv": {"type": "path", "default": ""},
+            "cache_dir": {"type": "path", "default": ""},
             "requirements": {"type": "list", "elements": "str", "required": True},
             "wheelhouse": {"type": "path", "default": ""},
             "controller_wheelhouse": {"type": "str", "default": ""},
@@ -222,6 +315,8 @@ def run_module() -> None:
         except ManifestError as exc:
             module.fail_json(msg=manifest_message(str(exc), wheelhouse, controller), **result)
 
+    if p["installer"] == "uv":
+        run_uv(module, manifest, file_hashes)
     isolate_pip()
     report = os.path.join(module.tmpdir, "pip-report.json")
     argv = dry_run_argv(
@@ -255,7 +350,7 @@ def run_module() -> None:
     if not pinned or module.check_mode:
         module.exit_json(changed=bool(pinned), **result)
 
-    write_requirements(p["requirements_file"], pinned)
+    write_requirements(p["requirements_file"], requirements_text(pinned))
     result["requirements_file"] = p["requirements_file"]
     argv = install_argv(
         python, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]

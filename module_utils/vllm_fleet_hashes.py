@@ -387,3 +387,248 @@ def mismatch_message(
         "the controller if it fails again, to build the key anew)"
     )
     return f"pip refused files whose bytes changed: {'; '.join(lines)}. Fix: {fix}."
+
+
+# --- uv (vllm_source_installer: uv) --------------------------------------------------------
+#
+# uv has no installation report: `uv pip install --dry-run` prints what it would install, one
+# ` + name==version` (or ` + name @ url`) line each. Each pin gets the sha256 of every wheel of
+# that name and version in the wheelhouse (uv picks the one whose tags fit and checks its
+# bytes against those), and uv installs exactly them with `--require-hashes --no-deps`.
+
+# uv settings that would change where packages come from: its UV_* variables (its
+# configuration files are off through --no-config).
+_UV_PREFIX = "UV_"
+_UV_LINE = re.compile(
+    r"^ \+ (?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:==(?P<version>\S+)| @ (?P<url>\S+))"
+)
+
+
+def canonical_name(name: str) -> str:
+    """A distribution's name as PEP 503 compares them (Foo_Bar -> foo-bar)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def wheel_name_version(filename: str) -> Optional[tuple]:
+    """(canonical name, version) of a wheel's file name, None for any other file."""
+    if not filename.endswith(".whl"):
+        return None
+    parts = filename[: -len(".whl")].split("-")
+    if len(parts) < 5:
+        return None
+    return canonical_name(parts[0]), parts[1]
+
+
+def parse_uv_dry_run(text: str) -> List[Chosen]:
+    """What `uv pip install --dry-run` would install (its ` + ` lines); path "" for index pins."""
+    chosen = []
+    for line in text.splitlines():
+        match = _UV_LINE.match(line)
+        if not match:
+            continue
+        url = match.group("url") or ""
+        name = match.group("name")
+        chosen.append(Chosen(name, match.group("version") or "", url, file_url_path(url)))
+    return chosen
+
+
+def pin_uv_hashes(
+    chosen: Sequence[Chosen],
+    wheelhouse: str,
+    manifest: Mapping[str, str],
+    file_hashes: Mapping[str, str],
+    controller_wheelhouse: str = "",
+) -> List[Pinned]:
+    """Each pin of uv's dry run with its sha256: `file_hashes` for a file named by its path,
+    else the manifest's sha256 of every wheel of that name and version in the wheelhouse.
+
+    A Pinned's sha256 may hold several digests, space-separated (one wheel per tag set).
+    HashedInstallError names every pin with none, and the fix.
+    """
+    direct = {_real(path): digest for path, digest in file_hashes.items()}
+    files: Dict[tuple, List[str]] = {}
+    others: Dict[tuple, List[str]] = {}
+    if wheelhouse and os.path.isdir(wheelhouse):
+        for entry in sorted(os.listdir(wheelhouse)):
+            parsed = wheel_name_version(entry)
+            if parsed:
+                files.setdefault(parsed, []).append(entry)
+            else:
+                stem = canonical_name(re.split(r"-(?=\d)", entry, maxsplit=1)[0])
+                others.setdefault((stem, ""), []).append(entry)
+    pinned: List[Pinned] = []
+    unlisted: List[str] = []
+    problems: List[str] = []
+    for item in chosen:
+        what = f"{item.name} {item.version}".strip()
+        key = (canonical_name(item.name), item.version)
+        if item.url:
+            if item.path and _real(item.path) in direct:
+                pinned.append(Pinned(item, direct[_real(item.path)], True))
+            else:
+                problems.append(
+                    f"uv would install {what} from {item.url}, whose sha256 is unknown: offline "
+                    "installs take only wheels whose sha256 is recorded"
+                )
+        elif key in files:
+            names = files[key]
+            missing = [n for n in names if n not in manifest]
+            if missing:
+                unlisted.extend(os.path.join(wheelhouse, n) for n in missing)
+                continue
+            digests = " ".join(manifest[n] for n in names)
+            path = os.path.join(wheelhouse, names[0]) if len(names) == 1 else ""
+            pinned.append(Pinned(Chosen(item.name, item.version, "", path), digests, False))
+        elif wheelhouse and (key[0], "") in others:
+            problems.append(
+                f"uv would build {what} from the wheelhouse {wheelhouse}, which has no wheel of "
+                f"it: build its wheel (pip wheel) into the wheelhouse on the controller, then "
+                f"`{hash_command('DIR')}`"
+            )
+        else:
+            where = f"the wheelhouse {wheelhouse}" if wheelhouse else "no wheelhouse given"
+            problems.append(
+                f"uv would install {what}, which is no wheel of {where}: its sha256 is unknown "
+                "(is a uv configuration adding sources?)"
+            )
+    if unlisted:
+        problems.append(
+            f"uv would install {', '.join(unlisted)} from the wheelhouse "
+            f"{wheelhouse_origin(wheelhouse, controller_wheelhouse)}, but its {MANIFEST_FILE} "
+            "does not list them, so their sha256 is unknown: "
+            f"{record_fix(wheelhouse, controller_wheelhouse)}; or delete them from the wheelhouse"
+        )
+    if problems:
+        raise HashedInstallError("Refusing to install without hash checks: " + "; ".join(problems))
+    return pinned
+
+
+def uv_requirement_line(pinned: Pinned) -> str:
+    """A uv requirements line: every digest of the pin, one --hash each."""
+    spec = (
+        f"{pinned.chosen.name} @ {pinned.chosen.url}"
+        if pinned.direct
+        else f"{pinned.chosen.name}=={pinned.chosen.version}"
+    )
+    return spec + "".join(f" --hash=sha256:{d}" for d in pinned.sha256.split())
+
+
+def uv_requirements_text(pinned: Sequence[Pinned]) -> str:
+    """The requirements file for `uv pip install --require-hashes --no-deps -r`."""
+    return REQUIREMENTS_HEADER + "".join(f"{uv_requirement_line(p)}\n" for p in pinned)
+
+
+def uv_source_args(wheelhouse: str) -> List[str]:
+    """Only the wheelhouse, and no network: no index, whatever uv's configuration says."""
+    return ["--offline", "--no-index", *(["--find-links", wheelhouse] if wheelhouse else [])]
+
+
+def _uv_mode_args(deps: bool, force_reinstall: bool) -> List[str]:
+    return [*([] if deps else ["--no-deps"]), *(["--reinstall"] if force_reinstall else [])]
+
+
+def uv_base_argv(uv: str, python: str, cache_dir: str) -> List[str]:
+    """`uv pip install` into the venv of `python`, with no configuration file; files copied
+    from the cache (a release shares no inode with it, so sealing one changes no other)."""
+    return [
+        uv, "pip", "install", "--no-config", "--python", python, "--link-mode", "copy",
+        *(["--cache-dir", cache_dir] if cache_dir else []),
+    ]  # fmt: skip
+
+
+def uv_dry_run_argv(
+    uv: str,
+    python: str,
+    cache_dir: str,
+    wheelhouse: str,
+    requirements: Sequence[str],
+    deps: bool = True,
+    force_reinstall: bool = False,
+) -> List[str]:
+    """Ask uv what it would install (its ` + ` lines); changes nothing."""
+    return [
+        *uv_base_argv(uv, python, cache_dir), "--dry-run", *uv_source_args(wheelhouse),
+        *_uv_mode_args(deps, force_reinstall), *requirements,
+    ]  # fmt: skip
+
+
+def uv_install_argv(
+    uv: str,
+    python: str,
+    cache_dir: str,
+    wheelhouse: str,
+    requirements_file: str,
+    force_reinstall: bool = False,
+    extra_args: Sequence[str] = (),
+) -> List[str]:
+    """Install exactly the requirements file's wheels, each checked against its hashes."""
+    return [
+        *uv_base_argv(uv, python, cache_dir), "--require-hashes", *uv_source_args(wheelhouse),
+        *_uv_mode_args(False, force_reinstall), *extra_args, "-r", requirements_file,
+    ]  # fmt: skip
+
+
+def uv_environment(environ: Mapping[str, str]) -> Dict[str, str]:
+    """`environ` for uv without its settings: no UV_* variable (no PIP_* either: uv reads none,
+    pip-free like the pip installs), so only the module's options say where packages come from."""
+    env = {k: v for k, v in environ.items() if not k.startswith((_UV_PREFIX, _PIP_PREFIX))}
+    env.update(UV_NO_PROGRESS="1")
+    return env
+
+
+_UV_MISMATCH = re.compile(
+    r"Hash mismatch for `(?P<req>[^`]+)`\s*Expected:\s*(?P<expected>(?:sha256:[0-9a-f]{64}\s*)+)"
+    r"Computed:\s*sha256:(?P<got>[0-9a-f]{64})"
+)
+
+
+def uv_hash_mismatches(output: str) -> List[Mismatch]:
+    """The files uv refused in hash-checking mode ("Hash mismatch for `name==version`")."""
+    found = []
+    for match in _UV_MISMATCH.finditer(output):
+        expected = re.findall(r"[0-9a-f]{64}", match.group("expected"))
+        found.append(
+            Mismatch(match.group("req"), "", expected[0] if expected else "", match.group("got"))
+        )
+    return found
+
+
+def uv_mismatch_message(
+    mismatches: Sequence[Mismatch],
+    wheelhouse: str,
+    controller_wheelhouse: str = "",
+    direct: Sequence[str] = (),
+) -> str:
+    """Which pins uv refused, that their files do not match the sha256 recorded, and what to do."""
+    names = {wheel_name_version(os.path.basename(p)) for p in direct}
+    lines = []
+    in_wheelhouse = False
+    for item in mismatches:
+        name, _, version = item.requirement.partition("==")
+        if (canonical_name(name), version) in names or not wheelhouse:
+            lines.append(
+                f"{item.requirement} does not match the sha256 recorded for it: "
+                f"recorded {item.expected}, the file has {item.got}"
+            )
+        else:
+            in_wheelhouse = True
+            lines.append(
+                f"the wheel of {item.requirement} in {wheelhouse} does not match the wheelhouse's "
+                f"manifest {manifest_path(wheelhouse)}: it records sha256 {item.expected}, the "
+                f"file has {item.got}"
+            )
+    fix = (
+        "replace the file with the wheel the manifest was made from (the controller's copy), "
+        "or, if the new file is trusted, "
+        f"{record_fix(wheelhouse, controller_wheelhouse)}"
+        if in_wheelhouse
+        else "the file changed after its sha256 was recorded: run the role again, which copies "
+        "it again (for vLLM's wheel, delete the key's folder in vllm_source_artifact_cache on "
+        "the controller if it fails again, to build the key anew)"
+    )
+    return f"uv refused files whose bytes changed: {'; '.join(lines)}. Fix: {fix}."
+
+
+def uv_changed(output: str) -> bool:
+    """Whether a `uv pip install` changed the venv: it lists each change as ` + ` / ` - `."""
+    return any(re.match(r"^ [+-] \S", line) for line in output.splitlines())

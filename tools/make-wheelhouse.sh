@@ -8,7 +8,9 @@
 #   `torch == X`), found in pip's configured find-links (`pip config list`, here /opt/wheels)
 #   and never fetched from an index; vLLM's build requirements (pyproject [build-system]
 #   minus torch, plus regex); and vLLM's runtime requirements for the `empty` target
-#   (requirements/common.txt). Inputs come from the sdist in REPO/.cache/sdists.
+#   (requirements/common.txt). Inputs come from the sdist in REPO/.cache/sdists. Also the
+#   wheels of vllm_source_installer uv: uv at the role's pin, and pip (a venv uv makes has
+#   none, and the build runs pip wheel).
 #   Also writes REPO/.cache/wheelhouse/vllm-VERSION-build.txt: torch and the build
 #   requirements, to install before `pip install --no-build-isolation`; and, last,
 #   REPO/.cache/wheelhouse/wheelhouse.json (`python -m vllm_fleet.wheelhouse hash`, with the
@@ -113,6 +115,7 @@ main() {
     cp "${work}/build.txt" "${WHEELHOUSE}/vllm-${VERSION}-build.txt"
     stamp_write "${stamp}" "${want}"
   fi
+  installer_wheels
   check_wheelhouse "${torch_version}"
   record_hashes
   log "wheelhouse: ${WHEELHOUSE} ($(find "${WHEELHOUSE}" -name '*.whl' | wc -l) wheels, $(du -sh "${WHEELHOUSE}" | cut -f1))"
@@ -125,6 +128,17 @@ check_wheelhouse() {
     die "the wheelhouse has no torch-$1+cpu wheel"
   bad="$(find "${WHEELHOUSE}" -name '*.whl' \( -name 'nvidia_*' -o \( -name 'torch-*' ! -name 'torch-*+cpu-*' \) \) -printf '%f ')"
   [[ -z "${bad}" ]] || die "CUDA wheels got into ${WHEELHOUSE}: ${bad}(remove them and rerun)"
+}
+
+# installer_wheels: uv at the role's pin (roles/vllm_source/vars/main.yml) and pip, the
+# wheels the hosts of vllm_source_installer uv install besides the others.
+installer_wheels() {
+  local uv
+  uv="$(sed -n 's/^__vllm_source_uv_package: *//p' "${REPO_ROOT}/roles/vllm_source/vars/main.yml")"
+  [[ "${uv}" =~ ^uv==[0-9.]+$ ]] || die "no uv pin (__vllm_source_uv_package) in the role's vars"
+  step "pip download: ${uv} and pip, for vllm_source_installer uv" \
+    "${PY}" -m pip download --no-deps --only-binary :all: --dest "${WHEELHOUSE}" \
+    --progress-bar off "${uv}" pip
 }
 
 # record_hashes: write or update WHEELHOUSE/wheelhouse.json, every wheel with its sha256, as

@@ -3,7 +3,7 @@
     python -m vllm_fleet.wheelhouse build --dest DIR --python-version 3.12 \\
         --platform manylinux_2_39_x86_64 --cuda 13.0 --image-freeze FREEZE \\
         --build-requires PYPROJECT [--compiler-cache sccache] --vllm-wheel WHEEL \\
-        [--exclude NAME ...] [--requirement SPEC ...]
+        [--exclude NAME ...] [--requirement SPEC ...] [--installer uv]
     python -m vllm_fleet.wheelhouse check  (the same flags, no network)
     python -m vllm_fleet.wheelhouse hash --dest DIR
 
@@ -63,8 +63,14 @@ INPUT_LABELS = {
     "build.in": "vLLM's build requirements",
     "vllm.in": "vllm",
     "requirement.in": "--requirement",
+    "installer.in": "--installer uv",
 }
-INSTALL_INPUTS = {"build": ("build.in",), "runtime": ("vllm.in", "requirement.in")}
+# uv itself (--installer uv) goes with the runtime install: every host installs it, builder
+# or not (the role puts it into a venv of its own under the prefix).
+INSTALL_INPUTS = {
+    "build": ("build.in",),
+    "runtime": ("vllm.in", "requirement.in", "installer.in"),
+}
 ARCHES = ("x86_64", "aarch64")
 # The glibc minors of the `<arch>-manylinux_2_N` --python-platform values uv 0.13.9 knows.
 UV_GLIBC_MINORS = (17, 28, *range(31, 41))
@@ -307,19 +313,27 @@ def build_requirements(pyproject: Mapping[str, object]) -> List[str]:
 ROLE_VARS = Path(__file__).resolve().parents[1] / "roles" / "vllm_source" / "vars" / "main.yml"
 
 
-def compiler_cache_package(tool: str, role_vars: Path = ROLE_VARS) -> str:
-    """The requirement the role installs for `tool` (sccache or ccache), read from its vars."""
-    import yaml  # ansible-core's dependency; only this option needs it
+def _role_pin(tool: str, name: str, key: Optional[str], role_vars: Path) -> str:
+    """The role's variable `name` (its `key` entry when a mapping), read from its vars."""
+    import yaml  # ansible-core's dependency; only the options that need a pin need it
 
     try:
-        packages = yaml.safe_load(role_vars.read_text(encoding="utf-8"))[
-            "__vllm_source_compiler_cache_packages"
-        ]
-        return str(packages[tool])
+        value = yaml.safe_load(role_vars.read_text(encoding="utf-8"))[name]
+        return str(value[key] if key is not None else value)
     except (OSError, KeyError, TypeError, yaml.YAMLError) as exc:
         raise WheelhouseError(
             f"cannot read the role's pin of {tool} from {role_vars}: {exc!r}"
         ) from None
+
+
+def compiler_cache_package(tool: str, role_vars: Path = ROLE_VARS) -> str:
+    """The requirement the role installs for `tool` (sccache or ccache), read from its vars."""
+    return _role_pin(tool, "__vllm_source_compiler_cache_packages", tool, role_vars)
+
+
+def uv_package(role_vars: Path = ROLE_VARS) -> str:
+    """The uv the role installs for vllm_source_installer uv (uv==X), read from its vars."""
+    return _role_pin("uv", "__vllm_source_uv_package", None, role_vars)
 
 
 def read_build_requirements(path: Path) -> List[str]:
@@ -1251,6 +1265,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(vllm_source_compiler_cache; its pin is the role's): needs --build-requires",
     )
     common.add_argument(
+        "--installer",
+        choices=("pip", "uv"),
+        default="pip",
+        help="what installs on the target (vllm_source_installer): uv adds the uv wheel at the "
+        "role's pin, and pip to the build requirements (a venv uv makes has none)",
+    )
+    common.add_argument(
         "--vllm-wheel", type=existing_file, help="the vLLM wheel the target installs"
     )
     common.add_argument(
@@ -1318,11 +1339,19 @@ def plan_from_args(args: argparse.Namespace, parser: argparse.ArgumentParser) ->
         if not args.build_requires:
             parser.error("--compiler-cache goes with the build requirements: give --build-requires")
         build.append(compiler_cache_package(args.compiler_cache))
+    installer = [uv_package()] if args.installer == "uv" else []
+    if installer and build:
+        build.append("pip")  # the build script runs pip wheel in the venv uv made
     return Plan(
         target=Target(args.python_version, args.platform),
         cuda=args.cuda,
         image=image,
-        inputs={"build.in": build, "vllm.in": vllm, "requirement.in": list(args.requirement)},
+        inputs={
+            "build.in": build,
+            "vllm.in": vllm,
+            "requirement.in": list(args.requirement),
+            "installer.in": installer,
+        },
     )
 
 

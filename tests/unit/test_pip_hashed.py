@@ -313,6 +313,129 @@ def test_pips_configuration_adds_no_source(
     assert installed(venv)["lib"] == "2.0"
 
 
+# --- the module with installer uv, with real uv (the control venv's, requirements-control.txt)
+
+
+@pytest.fixture
+def uv_args(tmp_path: Path) -> Dict[str, Any]:
+    from uv import find_uv_bin  # the uv wheel's helper for its binary
+
+    return {"installer": "uv", "uv": find_uv_bin(), "cache_dir": str(tmp_path / "uv-cache")}
+
+
+def test_uv_installs_what_it_resolves_each_wheel_with_the_manifests_sha256(
+    venv: Path,
+    wheelhouse: Path,
+    tmp_path: Path,
+    uv_args: Dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = module_args(venv, tmp_path, ["app"], wheelhouse=str(wheelhouse), **uv_args)
+    out = run_main(args, capsys)
+    assert "failed" not in out, out.get("msg")
+    assert out["changed"] is True
+    app, lib = wheelhouse / "app-1.0-py3-none-any.whl", wheelhouse / "lib-2.0-py3-none-any.whl"
+    assert out["installed"] == [
+        {"name": "app", "version": "1.0", "file": str(app), "sha256": sha256(app)},
+        {"name": "lib", "version": "2.0", "file": str(lib), "sha256": sha256(lib)},
+    ]
+    assert Path(out["requirements_file"]).read_text().splitlines()[-2:] == [
+        f"app==1.0 --hash=sha256:{sha256(app)}",
+        f"lib==2.0 --hash=sha256:{sha256(lib)}",
+    ]
+    assert out["cmd"] == [
+        uv_args["uv"], "pip", "install", "--no-config", "--python", str(venv),
+        "--link-mode", "copy", "--cache-dir", uv_args["cache_dir"], "--require-hashes",
+        "--offline", "--no-index", "--find-links", str(wheelhouse), "--no-deps",
+        "-r", out["requirements_file"],
+    ]  # fmt: skip
+    assert installed(venv) == {"app": "1.0", "lib": "2.0"}
+    again = run_main(args, capsys)  # idempotent: nothing left to install
+    assert again["changed"] is False and again["installed"] == []
+    checked = run_main({**args, "requirements": ["lib==1.0"], "_ansible_check_mode": True}, capsys)
+    assert checked["changed"] is True and [i["version"] for i in checked["installed"]] == ["1.0"]
+    assert installed(venv)["lib"] == "2.0"  # check mode asked uv and installed nothing
+
+
+def test_uv_refuses_a_wheel_the_manifest_does_not_list_and_one_whose_bytes_changed(
+    venv: Path,
+    wheelhouse: Path,
+    tmp_path: Path,
+    uv_args: Dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    args = module_args(venv, tmp_path, ["app"], wheelhouse=str(wheelhouse), **uv_args)
+    newer = make_wheel(wheelhouse, "lib", "3.0")  # added after the manifest: uv prefers it
+    out = run_main(args, capsys)
+    assert out["failed"] is True
+    assert out["msg"].startswith("Refusing to install without hash checks: ")
+    assert f"uv would install {newer} from the wheelhouse {wheelhouse}" in out["msg"]
+    assert "its wheelhouse.json does not list them" in out["msg"]
+    newer.unlink()
+    recorded = sha256(wheelhouse / "lib-2.0-py3-none-any.whl")
+    tampered = make_wheel(wheelhouse, "lib", "2.0", body="import os  # not what was hashed\n")
+    out = run_main(args, capsys)
+    assert out["failed"] is True
+    assert "Hash mismatch for `lib==2.0`" in out["stderr"]  # uv's own refusal
+    assert (
+        f"the wheel of lib==2.0 in {wheelhouse} does not match the wheelhouse's manifest "
+        f"{wheelhouse / 'wheelhouse.json'}: it records sha256 {recorded}, the file has "
+        f"{sha256(tampered)}"
+    ) in out["msg"]
+    assert installed(venv) == {}
+
+
+def test_uv_installs_the_vllm_wheel_by_its_sha256_then_its_requirements(
+    venv: Path,
+    wheelhouse: Path,
+    vllm_wheel: Path,
+    tmp_path: Path,
+    uv_args: Dict[str, Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    digest = {str(vllm_wheel): sha256(vllm_wheel)}
+    wheel = module_args(
+        venv, tmp_path, [str(vllm_wheel)], file_hashes=digest, deps=False, force_reinstall=True,
+        **uv_args,
+    )  # fmt: skip
+    out = run_main(wheel, capsys)
+    assert out["changed"] is True, out.get("msg")
+    assert Path(out["requirements_file"]).read_text().splitlines()[-1] == (
+        f"vllm @ {vllm_wheel.as_uri()} --hash=sha256:{sha256(vllm_wheel)}"
+    )
+    assert "--reinstall" in out["cmd"] and "--find-links" not in out["cmd"]
+    assert installed(venv) == {"vllm": "0.0.1"}
+    # uv's settings add no source: its UV_FIND_LINKS would offer lib 9.0
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    make_wheel(elsewhere, "lib", "9.0")
+    monkeypatch.setenv("UV_FIND_LINKS", str(elsewhere))
+    runtime = module_args(
+        venv, tmp_path, [str(vllm_wheel)], wheelhouse=str(wheelhouse), file_hashes=digest,
+        **uv_args,
+    )  # fmt: skip
+    out = run_main(runtime, capsys)
+    assert [i["name"] for i in out["installed"]] == ["app", "lib"], out.get("msg")
+    assert installed(venv) == {"vllm": "0.0.1", "app": "1.0", "lib": "2.0"}
+    wrong = {**wheel, "file_hashes": {str(vllm_wheel): "0" * 64}}
+    out = run_main(wrong, capsys)
+    assert out["failed"] is True
+    assert "uv refused files whose bytes changed: vllm" in out["msg"], out["msg"]
+
+
+def test_uv_without_its_binary_is_refused_with_the_fix(
+    venv: Path, wheelhouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = module_args(
+        venv, tmp_path, ["app"], wheelhouse=str(wheelhouse), installer="uv",
+        uv=str(tmp_path / "no-uv"),
+    )  # fmt: skip
+    out = run_main(args, capsys)
+    assert out["failed"] is True and "install uv first" in out["msg"]
+    assert installed(venv) == {}
+
+
 # --- pure functions, on pip's recorded output ----------------------------------------------
 
 # `pip install --dry-run --report` of pip 23.0.1 (Debian bookworm's), trimmed.
@@ -495,6 +618,90 @@ def test_the_command_lines() -> None:
     ]  # fmt: skip
     assert hashes.dry_run_argv("py", "", ["w.whl"], "r", deps=False, force_reinstall=True)[7:] == [
         "--no-index", "--no-deps", "--force-reinstall", "w.whl",
+    ]  # fmt: skip
+
+
+# uv 0.13.9's dry run (`uv pip install --dry-run`), and its refusal in hash-checking mode.
+UV_DRY_RUN = """\
+Using Python 3.11.2 environment at: /opt/vllm/releases/k/venv
+Resolved 4 packages in 2ms
+Would download 3 packages
+Would uninstall 1 package
+Would install 3 packages
+ - attrs==25.0.0
+ + attrs==26.1.0
+ + torch==2.13.0+cpu
+ + vllm @ file:///opt/vllm/releases/k/wheel/vllm-0.30.0-cp38-abi3-linux_x86_64.whl
+"""
+UV_HASH_ERROR = """\
+error: Failed to download `lib==2.0`
+  cause: Hash mismatch for `lib==2.0`
+
+         Expected:
+           sha256:{expected}
+
+         Computed:
+           sha256:{got}
+"""
+
+
+def test_uvs_dry_run_gives_each_pin_and_the_wheelhouse_its_sha256s(tmp_path: Path) -> None:
+    chosen = hashes.parse_uv_dry_run(UV_DRY_RUN)
+    wheel = "/opt/vllm/releases/k/wheel/vllm-0.30.0-cp38-abi3-linux_x86_64.whl"
+    assert [(c.name, c.version, c.path) for c in chosen] == [
+        ("attrs", "26.1.0", ""),
+        ("torch", "2.13.0+cpu", ""),
+        ("vllm", "", wheel),
+    ]
+    home = tmp_path / "wh"
+    home.mkdir()
+    two = ["attrs-26.1.0-py3-none-any.whl", "attrs-26.1.0-cp311-cp311-manylinux_2_28_x86_64.whl"]
+    for name in [*two, TORCH]:
+        (home / name).write_bytes(b"")
+    manifest = {two[0]: "a" * 64, two[1]: "c" * 64, TORCH: "d" * 64}
+    pinned = hashes.pin_uv_hashes(chosen, str(home), manifest, {wheel: "b" * 64})
+    assert hashes.uv_requirements_text(pinned).splitlines()[-3:] == [
+        f"attrs==26.1.0 --hash=sha256:{'c' * 64} --hash=sha256:{'a' * 64}",
+        f"torch==2.13.0+cpu --hash=sha256:{'d' * 64}",
+        f"vllm @ file://{wheel} --hash=sha256:{'b' * 64}",
+    ]
+    (home / "x-1.tar.gz").write_bytes(b"")
+    sdist, remote = hashes.Chosen("x", "1", "", ""), hashes.Chosen("y", "2", "", "")
+    with pytest.raises(hashes.HashedInstallError) as refused:
+        hashes.pin_uv_hashes([*chosen, sdist, remote], str(home), {TORCH: "d" * 64}, {}, "/c/wh")
+    message = str(refused.value)
+    assert f"uv would install vllm from file://{wheel}, whose sha256 is unknown" in message
+    assert f"uv would build x 1 from the wheelhouse {home}, which has no wheel of it" in message
+    assert f"uv would install y 2, which is no wheel of the wheelhouse {home}" in message
+    assert f"uv would install {home / two[1]}, {home / two[0]} from the wheelhouse" in message
+    assert f"`{HASH_FIX} /c/wh` on the controller" in message
+
+
+def test_uvs_hash_refusal_names_the_pin_and_the_manifest() -> None:
+    found = hashes.uv_hash_mismatches(UV_HASH_ERROR.format(expected="e" * 64, got="f" * 64))
+    assert found == [hashes.Mismatch("lib==2.0", "", "e" * 64, "f" * 64)]
+    message = hashes.uv_mismatch_message(found, "/srv/wheelhouse", "/c/wh")
+    assert message.startswith(
+        "uv refused files whose bytes changed: the wheel of lib==2.0 in /srv/wheelhouse does not "
+        "match the wheelhouse's manifest /srv/wheelhouse/wheelhouse.json"
+    )
+    assert hashes.uv_hash_mismatches("error: No solution found") == []
+    assert hashes.uv_changed(UV_DRY_RUN) and not hashes.uv_changed("Checked 3 packages in 1ms")
+
+
+def test_uv_runs_without_its_settings_and_the_command_lines() -> None:
+    env = hashes.uv_environment(
+        {"PATH": "/bin", "UV_INDEX_URL": "https://x", "PIP_FIND_LINKS": "/w", "HOME": "/h"}
+    )
+    assert env == {"PATH": "/bin", "HOME": "/h", "UV_NO_PROGRESS": "1"}
+    assert hashes.uv_dry_run_argv("uv", "/v/bin/python", "/c", "/wh", ["app"]) == [
+        "uv", "pip", "install", "--no-config", "--python", "/v/bin/python", "--link-mode", "copy",
+        "--cache-dir", "/c", "--dry-run", "--offline", "--no-index", "--find-links", "/wh", "app",
+    ]  # fmt: skip
+    argv = hashes.uv_install_argv("uv", "py", "", "", "r.txt", True, ["--compile-bytecode"])
+    assert argv[7:] == [
+        "copy", "--require-hashes", "--offline", "--no-index", "--no-deps", "--reinstall",
+        "--compile-bytecode", "-r", "r.txt",
     ]  # fmt: skip
 
 

@@ -541,6 +541,23 @@ def test_the_compiler_cache_joins_the_build_requirements_at_the_roles_pin(tmp_pa
         wh.plan_from_args(args, parser)  # a cache goes with the build requirements
 
 
+def test_installer_uv_adds_the_roles_uv_and_pip_for_the_build(tmp_path) -> None:
+    control = (wh.REPO_ROOT / "requirements-control.txt").read_text(encoding="utf-8")
+    # one uv: the role's pin is the control node's (wheelhouse builds resolve with it too)
+    assert wh.uv_package() in control.splitlines() and wh.uv_package() == "uv==0.13.9"
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text('[build-system]\nrequires = ["cmake>=3.26.1", "torch==2.13.0"]\n')
+    parser = wh.build_parser()
+    common = ["--dest", str(tmp_path / "w"), "--python-version", "3.12", "--platform",
+              "manylinux_2_39_x86_64", "--build-requires", str(pyproject)]  # fmt: skip
+    plan = wh.plan_from_args(parser.parse_args(["build", *common, "--installer", "uv"]), parser)
+    assert plan.inputs["build.in"] == ["cmake>=3.26.1", "regex", "pip"]
+    assert plan.inputs["installer.in"] == ["uv==0.13.9"]
+    assert plan.installs() == ["build", "runtime"]  # uv goes with every host's install
+    plan = wh.plan_from_args(parser.parse_args(["build", *common]), parser)
+    assert plan.inputs["build.in"] == ["cmake>=3.26.1", "regex"] and not plan.inputs["installer.in"]
+
+
 def test_runtime_requirements_drop_excluded_names_and_keep_markers() -> None:
     kept, unknown = wh.runtime_requirements(VLLM_REQUIRES, ["Heavy", "torch", "triton"])
     assert kept == [
