@@ -350,6 +350,27 @@ def hash_mismatches(output: str) -> List[Mismatch]:
     return found
 
 
+def refused_message(
+    installer: str,
+    lines: Sequence[str],
+    in_wheelhouse: bool,
+    wheelhouse: str,
+    controller_wheelhouse: str,
+) -> str:
+    """What pip or uv refused (`lines`) and the fix: the wheelhouse's file replaced or
+    recorded again when one of them lies there, else the role run again."""
+    fix = (
+        "replace the file with the wheel the manifest was made from (the controller's copy), "
+        "or, if the new file is trusted, "
+        f"{record_fix(wheelhouse, controller_wheelhouse)}"
+        if in_wheelhouse
+        else "the file changed after its sha256 was recorded: run the role again, which copies "
+        "it again (for vLLM's wheel, delete the key's folder in vllm_source_artifact_cache on "
+        "the controller if it fails again, to build the key anew)"
+    )
+    return f"{installer} refused files whose bytes changed: {'; '.join(lines)}. Fix: {fix}."
+
+
 def mismatch_message(
     mismatches: Sequence[Mismatch],
     wheelhouse: str,
@@ -377,16 +398,7 @@ def mismatch_message(
                 f"{manifest_path(wheelhouse)}: it records sha256 {item.expected}, the file has "
                 f"{item.got}"
             )
-    fix = (
-        "replace the file with the wheel the manifest was made from (the controller's copy), "
-        "or, if the new file is trusted, "
-        f"{record_fix(wheelhouse, controller_wheelhouse)}"
-        if in_wheelhouse
-        else "the file changed after its sha256 was recorded: run the role again, which copies "
-        "it again (for vLLM's wheel, delete the key's folder in vllm_source_artifact_cache on "
-        "the controller if it fails again, to build the key anew)"
-    )
-    return f"pip refused files whose bytes changed: {'; '.join(lines)}. Fix: {fix}."
+    return refused_message("pip", lines, in_wheelhouse, wheelhouse, controller_wheelhouse)
 
 
 # --- uv (vllm_source_installer: uv) --------------------------------------------------------
@@ -617,16 +629,7 @@ def uv_mismatch_message(
                 f"manifest {manifest_path(wheelhouse)}: it records sha256 {item.expected}, the "
                 f"file has {item.got}"
             )
-    fix = (
-        "replace the file with the wheel the manifest was made from (the controller's copy), "
-        "or, if the new file is trusted, "
-        f"{record_fix(wheelhouse, controller_wheelhouse)}"
-        if in_wheelhouse
-        else "the file changed after its sha256 was recorded: run the role again, which copies "
-        "it again (for vLLM's wheel, delete the key's folder in vllm_source_artifact_cache on "
-        "the controller if it fails again, to build the key anew)"
-    )
-    return f"uv refused files whose bytes changed: {'; '.join(lines)}. Fix: {fix}."
+    return refused_message("uv", lines, in_wheelhouse, wheelhouse, controller_wheelhouse)
 
 
 def uv_changed(output: str) -> bool:
