@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ansible.module_utils.vllm_fleet_child import exception_line
 from ansible.module_utils.vllm_fleet_versions import capability_text, capability_value
+from ansible.module_utils.vllm_fleet_vl import architecture_refusals, layer_refusals, summary
 
 EXPORT_FIX = "re-export it with nvidia-modelopt (modelopt.torch.export.export_hf_checkpoint)"
 
@@ -263,7 +264,21 @@ def checkpoint_entries(
         )
         if problem:
             problems.append(problem)
+        elif result.get("vision"):
+            entries[-1]["vision"] = summary(result["vision"])
+            problems += vision_problems(result["vision"])
     return entries, problems
+
+
+def vision_problems(facts: Dict[str, Any]) -> List[str]:
+    """A vision-language checkpoint's problems from vllm-fleet-vl's facts (the probe's
+    `vision` entry): an architecture this vLLM does not know, a vision tower it would
+    quantize, a language model left unquantized."""
+    found = architecture_refusals(facts) or layer_refusals(facts)
+    return [
+        f"checkpoint {problem}; or drop it from vllm_source_verify_checkpoints."
+        for problem in found
+    ]
 
 
 def gpu_problems(

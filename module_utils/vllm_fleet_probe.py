@@ -9,10 +9,12 @@ runs both with the module's interpreter and reads their reports.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
+from ansible.module_utils import vllm_fleet_vl
 from ansible.module_utils.vllm_fleet_child import (
     CHILD_HELPERS,
     child_report,
@@ -31,8 +33,12 @@ RunCommand = Callable[..., Tuple[int, str, str]]
 # keeps vLLM's stdout logging and any crash away from the module's JSON. -I keeps the current
 # directory (maybe a vLLM source tree) and PYTHONPATH out of sys.path.
 
+# vllm-fleet-vl's source (vllm_fleet/vl.py) comes first: the probe builds each checkpoint's
+# ModelConfig and quantization config with its functions, and for a vision-language
+# checkpoint asks its vllm_facts which layers this vLLM would quantize.
 PROBE_SCRIPT = (
     CHILD_HELPERS
+    + inspect.getsource(vllm_fleet_vl)
     + r"""
 import json, os, sys
 
@@ -114,29 +120,9 @@ if report["vllm_c_error"] is None and request.get("capabilities"):
         report["fp8_kernels_error"] = exception_line(exc)
 
 
-def model_config_of(path):
-    from vllm.config import ModelConfig
-    try:
-        return ModelConfig(model=path, skip_tokenizer_init=True)
-    except TypeError:
-        return ModelConfig(model=path, task="auto", tokenizer=path, tokenizer_mode="auto",
-                           trust_remote_code=False, dtype="auto", seed=0,
-                           skip_tokenizer_init=True)
-
-
 # What the engine does at start, up to the weights: the checkpoint's quantization config built
 # by the method's from_config, then the capability (skipped where the platform reports none),
-# dtype and maybe_update_config checks. VllmConfig.get_quantization_config where it exists,
-# else the static _get_quantization_config on a deep copy, as get_quantization_config does.
-def load_quant_config(config):
-    import copy
-    from vllm.config import LoadConfig, VllmConfig
-    load = getattr(VllmConfig, "get_quantization_config", None)
-    if load is None:
-        return VllmConfig._get_quantization_config(copy.deepcopy(config), LoadConfig())
-    return load(config, LoadConfig())
-
-
+# dtype and maybe_update_config checks (vl.py's model_config_of and quant_config_of).
 def loaded_fields(quant_config):
     fields = {"quant_config": type(quant_config).__name__, "min_capability": None,
               "exclude_modules": None}
@@ -156,6 +142,11 @@ for path in request.get("checkpoints", []):
              "min_capability": None, "exclude_modules": None}
     report["checkpoints"][path] = entry
     try:
+        if "vision_config" in (read_json_file(os.path.join(path, "config.json")) or {}):
+            entry["vision"] = vllm_facts(path)
+    except Exception as exc:
+        entry["vision"] = {"path": path, "error": exception_line(exc)}
+    try:
         config = model_config_of(path)
         quantization = getattr(config, "quantization", None)
     except Exception as exc:
@@ -165,7 +156,7 @@ for path in request.get("checkpoints", []):
     if not quantization:
         continue
     try:
-        quant_config = load_quant_config(config)
+        quant_config = quant_config_of(config)
     except Exception as exc:
         entry["load_error"] = exception_line(exc)
         continue

@@ -17,7 +17,8 @@ VENV="${CACHE_DIR}/venv-fixtures"
 REQS="${REPO_ROOT}/tests/fixtures/requirements-fixtures.txt"
 SCRIPT="${REPO_ROOT}/tests/fixtures/make_checkpoints.py"
 OUT_DIR="${1:-${CACHE_DIR}/checkpoints}"
-NAMES=(tiny-llama tiny-llama-modelopt-fp8 tiny-llama-legacy-noproducer small-llama small-llama-modelopt-fp8)
+NAMES=(tiny-llama tiny-llama-modelopt-fp8 tiny-llama-legacy-noproducer small-llama small-llama-modelopt-fp8
+  tiny-qwen2_5-vl tiny-qwen2_5-vl-modelopt-fp8)
 
 # The trained smoke models carry smoke-expect.json (a random small-llama of an older run does
 # not, and gets rebuilt); make_checkpoints.py also checks that its pair is the current one.

@@ -28,8 +28,8 @@ def test_every_variable_has_the_role_prefix():
 
 def test_defaults_and_argument_spec_describe_the_same_variables():
     assert set(DEFAULTS) == INPUTS
-    # tasks/main.yml, tasks/rollback.yml, tasks/status.yml and tasks/check_checkpoint.yml
-    assert set(SPECS) == {"main", "rollback", "status", "check_checkpoint"}
+    # tasks/main.yml, rollback.yml, status.yml, check_checkpoint.yml and serve_check.yml
+    assert set(SPECS) == {"main", "rollback", "status", "check_checkpoint", "serve_check"}
 
 
 def test_spec_defaults_equal_the_role_defaults():
@@ -46,6 +46,7 @@ def test_spec_defaults_equal_the_role_defaults():
         ("rollback", ("rollback.yml", "_lock.yml")),
         ("status", ("status.yml",)),
         ("check_checkpoint", ("check_checkpoint.yml",)),
+        ("serve_check", ("serve_check.yml",)),
     ],
 )
 def test_each_other_entry_point_validates_what_it_reads(entry, files):
