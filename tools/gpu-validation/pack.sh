@@ -7,7 +7,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 G="$ROOT/.gpu"
-PART=$((58 * 1024 * 1024))
+PART=$((54 * 1024 * 1024))
 rm -rf "$G/carry" "$G/pack"
 mkdir -p "$G/carry" "$G/pack"
 

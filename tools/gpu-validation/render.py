@@ -54,6 +54,7 @@ def task_names(task_files: List[str], module: str) -> List[str]:
 VERIFY_TASK = task_name("09_verify.yml", "vllm_verify")
 SMOKE_TASK = task_name("09_verify.yml", "vllm_smoke")
 SEAL_TASK = task_name("09_verify.yml", "vllm_release")
+VL_TASK = task_name("serve_check.yml", "vllm_vl_check")
 HASHED_TASKS = task_names(["06_venv.yml", "07_build.yml", "08_install.yml"], "vllm_pip_hashed")
 
 
@@ -294,6 +295,86 @@ def full_build_cache_section(files: Dict[str, Path]) -> List[str]:
     return out
 
 
+VL_RUNS = {
+    "unquantized": "the tiny Qwen2.5-VL, unquantized (`vllm_source_serve_check_unquantized`)",
+    "fp8": "its ModelOpt FP8 export (language model FP8, vision tower excluded)",
+    "refused": "a config shape without the vision exclusion (must be refused)",
+}
+
+
+def vl_section(files: Dict[str, Path]) -> List[str]:
+    """playbooks/serve_check.yml's runs, the user's script, and vllm-fleet-vl's facts of every
+    config shape with what vllm_fleet.vl.refusals decides on them."""
+    sys.path.insert(0, str(ROOT))
+    from vllm_fleet.vl import refusals
+
+    out = ["## A vision-language checkpoint: `playbooks/serve_check.yml` (vllm-fleet-vl)\n"]
+    rows = [
+        "| run | exit | quantization | vision layers excluded | prompt tokens | tokens "
+        "| tokens/s | load s | output or refusal |",
+        "| --- " * 9 + "|",
+    ]
+    details = []
+    for name, title in VL_RUNS.items():
+        if f"vl-{name}.log" not in files:
+            continue
+        log = read(files[f"vl-{name}.log"])
+        result = task_result(log, VL_TASK) or {}
+        report = result.get("report") or {}
+        checks = report.get("checks") or {}
+        said = report.get("text") if "text" in report else (report.get("refusals") or [""])[0]
+        rows.append(
+            f"| {name} | {read(files[f'vl-{name}.rc']).strip()} "
+            f"| {checks.get('quantization') or 'none'} "
+            f"| {checks.get('vision_layers_excluded')}/{checks.get('vision_layers')} "
+            f"| {report.get('prompt_tokens', '')} | {report.get('tokens', '')} "
+            f"| {report.get('tokens_per_s', '')} | {report.get('load_s', '')} | {said!r} |"
+        )
+        details += [f"### {name}: {title}\n"]
+        if f"vl-{name}-command.txt" in files:
+            details.append(fenced(read(files[f"vl-{name}-command.txt"]), "sh"))
+        details += [
+            fenced("\n".join(recap(log)) + f"\nwall time: {wall_time(log)}"),
+            "The task's result:\n",
+            fenced(json.dumps(result, indent=2), "json"),
+        ]
+        if f"gpu-after-vl-{name}.txt" in files:
+            details += [
+                "GPU and vLLM processes after it:\n",
+                fenced(read(files[f"gpu-after-vl-{name}.txt"])),
+            ]
+    out += ["\n".join(rows) + "\n", *details]
+    if "vl-script.log" in files:
+        out += [
+            "### The user's script with the release's Python\n",
+            fenced(read(files["vl-script-command.txt"]), "sh"),
+            f"Exit status {read(files['vl-script.rc']).strip()}; its last lines:\n",
+            fenced("\n".join(read(files["vl-script.log"]).strip().splitlines()[-4:])),
+        ]
+    if "vl-facts.json" in files:
+        facts = json.loads(read(files["vl-facts.json"]))
+        table = [
+            "| shape | method | min capability | exclude_modules after mapping "
+            "| vision layers excluded | refusal on a 9.0 GPU |",
+            "| --- " * 6 + "|",
+        ]
+        for name, fact in facts.items():
+            vision = fact.get("vision_layers") or {}
+            refused = refusals(fact, 90)
+            table.append(
+                f"| {name} | {fact.get('quantization')} | {fact.get('min_capability')} "
+                f"| {fact.get('exclude_modules')} | {sum(vision.values())}/{len(vision)} "
+                f"| {refused[0] if refused else 'none'} |"
+            )
+        out += [
+            "### Every config shape as this vLLM reads it (`tests/fixtures/vl_facts.py`)\n",
+            "The facts are what the run printed; the last column is what "
+            "`vllm_fleet.vl.refusals` decides on them.\n",
+            "\n".join(table) + "\n",
+        ]
+    return out
+
+
 def render(dirs: List[Path]) -> str:
     files = {p.name: p for d in dirs for p in sorted(d.iterdir()) if p.is_file()}
     sources = ", ".join(f"`{d.name}`" for d in dirs)
@@ -344,6 +425,8 @@ def render(dirs: List[Path]) -> str:
         out += compiler_cache_section(files)
     if any(name.endswith(".jsonl") for name in files):
         out += full_build_cache_section(files)
+    if any(name.startswith("vl-") for name in files):
+        out += vl_section(files)
     if "cleanup.txt" in files:
         out += [
             "## Processes of the validation, ended before the machine went back\n",

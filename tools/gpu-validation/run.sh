@@ -8,8 +8,12 @@
 #   run.sh precompiled      site.yml exactly as a user runs it (inventory/gpu-validation), from
 #                           a bare prefix, then the same command again (must change nothing);
 #                           GPU memory and vLLM processes before and after each; files in $RES
-#   run.sh start            precompiled, in the background (setsid): output in /root/gpu/out,
-#                           /root/gpu/precompiled.rc once it ended
+#   run.sh vl               after precompiled: playbooks/serve_check.yml with the tiny Qwen2.5-VL
+#                           (unquantized, then its ModelOpt FP8 export, then a shape whose
+#                           vision tower this vLLM would quantize: must be refused), the
+#                           user's script, and vllm-fleet-vl's facts for every config shape
+#   run.sh start            precompiled then vl, in the background (setsid): output in
+#                           /root/gpu/out, /root/gpu/precompiled.rc once it ended
 #   run.sh wait=SECONDS     wait for that run to end (at most SECONDS), then show where it is
 #   run.sh results          $RES (/root/gpu/out) packed into $OUT/results.tar.gz: one file back
 #   run.sh full-start       start site.yml with a FULL build in the background (setsid), under
@@ -101,9 +105,47 @@ precompiled() {
   cat "$RES/gpu-after-run2.txt"
 }
 
+# The vision-language serve check (issue 15): serve_check.yml exactly as a user runs it, three
+# times, then the user's script with the release's Python, then the facts of every shape.
+SERVE_COMMAND=(ansible-playbook -v -i inventory/gpu-validation/hosts.yml playbooks/serve_check.yml -l gpu_hosts)
+vl() {
+  local image=/srv/checkpoints/test-image.png rc name model
+  local extra="{\"vllm_source_serve_check_images\": [\"$image\"], \"vllm_source_serve_check_prompt\": \"What is in the picture?\"}"
+  for name in unquantized fp8 refused; do
+    local -a args=(-e "$extra")
+    case "$name" in
+      unquantized) args+=(-e vllm_source_serve_check_model=/srv/checkpoints/tiny-qwen2_5-vl
+                          -e '{"vllm_source_serve_check_unquantized": true}') ;;
+      fp8) args+=(-e vllm_source_serve_check_model=/srv/checkpoints/tiny-qwen2_5-vl-modelopt-fp8) ;;
+      refused) args+=(-e vllm_source_serve_check_model=/srv/checkpoints/vl-shapes/fp8-vision-quantized) ;;
+    esac
+    printf '%q ' "${SERVE_COMMAND[@]}" "${args[@]}" >"$RES/vl-$name-command.txt"
+    rc=0
+    { time (cd "$ROOT" && PATH="/tmp/ctl/bin:$PATH" "${SERVE_COMMAND[@]}" "${args[@]}"); } >"$RES/vl-$name.log" 2>&1 || rc=$?
+    echo "$rc" >"$RES/vl-$name.rc"
+    gpu_state "after-vl-$name"
+    echo "== vl $name: rc $rc"; grep -E '"msg"|fatal:' "$RES/vl-$name.log" | tail -3 || true
+  done
+  local python=/opt/vllm/current/venv/bin/python
+  model=/srv/checkpoints/tiny-qwen2_5-vl-modelopt-fp8
+  local -a script=(env VLLM_USE_FLASHINFER_SAMPLER=0 HF_HUB_OFFLINE=1 "$python"
+    scripts/qwen/run_qwen2_5_vl_vllm_modelopt.py --model "$model" --image "$image"
+    --prompt "What is in the picture?")
+  printf '%q ' "${script[@]}" >"$RES/vl-script-command.txt"
+  rc=0
+  (cd "$ROOT" && "${script[@]}") >"$RES/vl-script.log" 2>&1 || rc=$?
+  echo "$rc" >"$RES/vl-script.rc"
+  gpu_state after-vl-script
+  echo "== script: rc $rc"; tail -4 "$RES/vl-script.log"
+  (cd "$ROOT" && HF_HUB_OFFLINE=1 "$python" tests/fixtures/vl_facts.py "$ROOT" /srv/checkpoints/vl-shapes) \
+    >"$RES/vl-facts.log" 2>&1 || true
+  grep '^FACTS ' "$RES/vl-facts.log" | sed 's/^FACTS //' >"$RES/vl-facts.json" || true
+  wc -c "$RES/vl-facts.json"
+}
+
 start() {
   rm -f "$WORK/precompiled.rc"
-  setsid nohup bash -c "bash '$ROOT/tools/gpu-validation/run.sh' precompiled >'$WORK/precompiled.log' 2>&1; \
+  setsid nohup bash -c "bash '$ROOT/tools/gpu-validation/run.sh' precompiled vl >'$WORK/precompiled.log' 2>&1; \
     echo \$? >'$WORK/precompiled.rc'" </dev/null >/dev/null 2>&1 &
   echo $! >"$WORK/precompiled.pid"
   echo "precompiled run started in session $(cat "$WORK/precompiled.pid")"
@@ -213,6 +255,7 @@ for step in "$@"; do
     take=*) take "${step#take=}" ;;
     setup) setup ;;
     precompiled) precompiled ;;
+    vl) vl ;;
     start) start ;;
     wait=*) wait_for "${step#wait=}" ;;
     results) results ;;

@@ -73,6 +73,30 @@ bash "$ROOT/tools/make-checkpoints.sh" >/dev/null
 rm -rf "$G/checkpoints" && mkdir -p "$G/checkpoints"
 cp -r "$ROOT"/.cache/checkpoints/small-llama "$ROOT"/.cache/checkpoints/small-llama-modelopt-fp8 "$G/checkpoints/"
 
+step "tiny Qwen2.5-VL, its ModelOpt FP8 export, their config shapes and a test image"
+cp -r "$ROOT"/.cache/checkpoints/tiny-qwen2_5-vl "$ROOT"/.cache/checkpoints/tiny-qwen2_5-vl-modelopt-fp8 "$G/checkpoints/"
+"$PY" - "$ROOT" "$G/checkpoints" <<'PY'
+import struct, sys, zlib
+from pathlib import Path
+sys.path.insert(0, f"{sys.argv[1]}/tests")
+from vl_shapes import write_vl_shapes
+out = Path(sys.argv[2])
+print(sorted(write_vl_shapes(out / "tiny-qwen2_5-vl-modelopt-fp8", out / "vl-shapes")))
+# A 160x120 PNG (stdlib only): a red square on a blue sky above green grass.
+w, h = 160, 120
+rows = b"".join(
+    b"\0" + b"".join(
+        bytes((220, 30, 30)) if 50 <= x < 90 and 30 <= y < 70
+        else bytes((40, 160, 60)) if y >= 80 else bytes((70, 120, 230))
+        for x in range(w))
+    for y in range(h))
+chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(
+    ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+       + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+(out / "test-image.png").write_bytes(png)
+PY
+
 if [ -n "${STAGED_DEPS:-}" ]; then
   step "staged CUDA sources for the full build"
   cp "$STAGED_DEPS" "$G/deps.tar.xz"
