@@ -5,13 +5,16 @@ hash-checked against the wheelhouse's manifest."""
 from __future__ import annotations
 
 import os
-from typing import Any, Dict
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Sequence
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.vllm_fleet_hashes import (
     SHA256_RE,
     HashedInstallError,
     ManifestError,
+    Mismatch,
+    Pinned,
     dry_run_argv,
     hash_mismatches,
     install_argv,
@@ -210,58 +213,157 @@ def isolate_uv() -> None:
     os.environ.update(wanted)
 
 
-def run_uv(module: AnsibleModule, manifest: Dict[str, str], file_hashes: Dict[str, str]) -> None:
-    """The install through uv: its dry run, the pins with their hashes, the install."""
+@dataclass(frozen=True)
+class Installer:
+    """What differs between pip and uv; install_hashed runs the steps they share."""
+
+    name: str  # "pip" or "uv", for the messages
+    command: str  # its install command, for the messages
+    dry_run_argv: List[str]  # asks what it would install; changes nothing
+    # (stdout, stderr) of the dry run -> the pins with the manifest's sha256 (or a refusal:
+    # HashedInstallError)
+    pinned: Callable[[str, str], List[Pinned]]
+    requirements_text: Callable[[Sequence[Pinned]], str]
+    install_argv: List[str]  # installs exactly the requirements file, hash-checked
+    mismatches: Callable[[str], List[Mismatch]]  # the files its hash check refused
+    mismatch_message: Callable[..., str]
+    changed: Callable[[str, str], bool]  # (stdout, stderr) of the install -> changed
+    # stderr of a failed dry run -> the message of a failure it recognises, else ""
+    dry_run_refusal: Callable[[str], str] = lambda _err: ""
+
+
+def pip_installer(
+    module: AnsibleModule, manifest: Dict[str, str], files: Dict[str, str]
+) -> Installer:
+    """The venv's pip: its dry run's report gives what it chose."""
+    p = module.params
+    python, wheelhouse, controller = p["python"], p["wheelhouse"] or "", p["controller_wheelhouse"]
+    isolate_pip()
+    report = os.path.join(module.tmpdir, "pip-report.json")
+
+    def pinned(_out: str, _err: str) -> List[Pinned]:
+        try:
+            with open(report, encoding="utf-8") as handle:
+                chosen = parse_report(handle.read())
+        except (OSError, ValueError) as exc:
+            raise HashedInstallError(
+                f"cannot read pip's report {report} (pip 22.2+?): {exc}"
+            ) from exc
+        return pin_hashes(chosen, wheelhouse, manifest, files, controller)
+
+    def refusal(err: str) -> str:
+        if "no such option: --report" not in err:
+            return ""
+        return (
+            f"{python}'s pip has no `install --dry-run --report` (pip 22.2 or newer has; "
+            "Debian bookworm's venvs get 23.0.1): create the venv with a newer Python or pip"
+        )
+
+    return Installer(
+        name="pip",
+        command="pip install",
+        dry_run_argv=dry_run_argv(
+            python, wheelhouse, p["requirements"], report, p["deps"], p["force_reinstall"]
+        ),
+        pinned=pinned,
+        requirements_text=requirements_text,
+        install_argv=install_argv(
+            python, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]
+        ),
+        mismatches=hash_mismatches,
+        mismatch_message=mismatch_message,
+        changed=lambda _out, _err: True,
+        dry_run_refusal=refusal,
+    )
+
+
+def uv_installer(
+    module: AnsibleModule, manifest: Dict[str, str], files: Dict[str, str]
+) -> Installer:
+    """uv for the venv: it has no report, its dry run's ` + ` lines give what it chose."""
     p = module.params
     python, wheelhouse, controller = p["python"], p["wheelhouse"] or "", p["controller_wheelhouse"]
     uv, cache = p["uv"], p["cache_dir"] or ""
-    result: Dict[str, Any] = {"installed": [], "requirements_file": ""}
     if not uv or not os.path.exists(uv):
         module.fail_json(
             msg=f"installer uv needs the uv binary, and {uv or 'none'} is not there: "
             "install uv first (the role puts it into <prefix>/tools)",
-            **result,
+            installed=[],
+            requirements_file="",
         )
     isolate_uv()
-    argv = uv_dry_run_argv(
-        uv, python, cache, wheelhouse, p["requirements"], p["deps"], p["force_reinstall"]
+
+    def pinned(out: str, err: str) -> List[Pinned]:
+        return pin_uv_hashes(
+            parse_uv_dry_run(f"{out}\n{err}"), wheelhouse, manifest, files, controller
+        )
+
+    return Installer(
+        name="uv",
+        command="uv pip install",
+        dry_run_argv=uv_dry_run_argv(
+            uv, python, cache, wheelhouse, p["requirements"], p["deps"], p["force_reinstall"]
+        ),
+        pinned=pinned,
+        requirements_text=uv_requirements_text,
+        install_argv=uv_install_argv(
+            uv,
+            python,
+            cache,
+            wheelhouse,
+            p["requirements_file"],
+            p["force_reinstall"],
+            p["extra_args"],
+        ),
+        mismatches=uv_hash_mismatches,
+        mismatch_message=uv_mismatch_message,
+        changed=lambda out, err: uv_changed(f"{out}\n{err}"),
     )
+
+
+def install_hashed(
+    module: AnsibleModule, installer: Installer, file_hashes: Dict[str, str]
+) -> None:
+    """The steps pip and uv share: the dry run, the pins with their hashes written to the
+    requirements file, the hash-checked install, and the refused files named."""
+    p = module.params
+    wheelhouse, controller = p["wheelhouse"] or "", p["controller_wheelhouse"]
+    name = installer.name
+    result: Dict[str, Any] = {"installed": [], "requirements_file": ""}
+    argv = installer.dry_run_argv
     rc, out, err = module.run_command(argv)
     result.update(cmd=argv, stdout=out, stderr=err)
     if rc != 0:
         module.fail_json(
-            msg=f"uv cannot install {' '.join(p['requirements'])} from "
-            f"{wheelhouse or 'the given files'} alone (uv's message below): add the missing "
+            msg=installer.dry_run_refusal(err)
+            or f"{name} cannot install {' '.join(p['requirements'])} from "
+            f"{wheelhouse or 'the given files'} alone ({name}'s message below): add the missing "
             "wheels to the wheelhouse on the controller (python -m vllm_fleet.wheelhouse build "
             "and check say which), then record them with `python -m vllm_fleet.wheelhouse hash`",
             **result,
         )
     try:
-        pinned = pin_uv_hashes(
-            parse_uv_dry_run(f"{out}\n{err}"), wheelhouse, manifest, file_hashes, controller
-        )
+        pinned = installer.pinned(out, err)
     except HashedInstallError as exc:
         module.fail_json(msg=str(exc), **result)
     result["installed"] = [item.returned() for item in pinned]
     if not pinned or module.check_mode:
         module.exit_json(changed=bool(pinned), **result)
 
-    write_requirements(p["requirements_file"], uv_requirements_text(pinned))
+    write_requirements(p["requirements_file"], installer.requirements_text(pinned))
     result["requirements_file"] = p["requirements_file"]
-    argv = uv_install_argv(
-        uv, python, cache, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]
-    )
+    argv = installer.install_argv
     rc, out, err = module.run_command(argv)
     result.update(cmd=argv, stdout=out, stderr=err)
     if rc != 0:
-        mismatches = uv_hash_mismatches(f"{err}\n{out}")
+        mismatches = installer.mismatches(f"{err}\n{out}")
         module.fail_json(
-            msg=uv_mismatch_message(mismatches, wheelhouse, controller, list(file_hashes))
+            msg=installer.mismatch_message(mismatches, wheelhouse, controller, list(file_hashes))
             if mismatches
-            else f"uv pip install -r {p['requirements_file']} failed (uv's message below)",
+            else f"{installer.command} -r {p['requirements_file']} failed ({name}'s message below)",
             **result,
         )
-    module.exit_json(changed=uv_changed(f"{out}\n{err}"), **result)
+    module.exit_json(changed=installer.changed(out, err), **result)
 
 
 def run_module() -> None:
@@ -315,57 +417,8 @@ def run_module() -> None:
         except ManifestError as exc:
             module.fail_json(msg=manifest_message(str(exc), wheelhouse, controller), **result)
 
-    if p["installer"] == "uv":
-        run_uv(module, manifest, file_hashes)
-    isolate_pip()
-    report = os.path.join(module.tmpdir, "pip-report.json")
-    argv = dry_run_argv(
-        python, wheelhouse, p["requirements"], report, p["deps"], p["force_reinstall"]
-    )
-    rc, out, err = module.run_command(argv)
-    result.update(cmd=argv, stdout=out, stderr=err)
-    if rc != 0 and "no such option: --report" in err:
-        module.fail_json(
-            msg=f"{python}'s pip has no `install --dry-run --report` (pip 22.2 or newer has; "
-            "Debian bookworm's venvs get 23.0.1): create the venv with a newer Python or pip",
-            **result,
-        )
-    if rc != 0:
-        module.fail_json(
-            msg=f"pip cannot install {' '.join(p['requirements'])} from "
-            f"{wheelhouse or 'the given files'} alone (pip's message below): add the missing "
-            "wheels to the wheelhouse on the controller (python -m vllm_fleet.wheelhouse build "
-            "and check say which), then record them with `python -m vllm_fleet.wheelhouse hash`",
-            **result,
-        )
-    try:
-        with open(report, encoding="utf-8") as handle:
-            chosen = parse_report(handle.read())
-        pinned = pin_hashes(chosen, wheelhouse, manifest, file_hashes, controller)
-    except (OSError, ValueError) as exc:
-        module.fail_json(msg=f"cannot read pip's report {report} (pip 22.2+?): {exc}", **result)
-    except HashedInstallError as exc:
-        module.fail_json(msg=str(exc), **result)
-    result["installed"] = [item.returned() for item in pinned]
-    if not pinned or module.check_mode:
-        module.exit_json(changed=bool(pinned), **result)
-
-    write_requirements(p["requirements_file"], requirements_text(pinned))
-    result["requirements_file"] = p["requirements_file"]
-    argv = install_argv(
-        python, wheelhouse, p["requirements_file"], p["force_reinstall"], p["extra_args"]
-    )
-    rc, out, err = module.run_command(argv)
-    result.update(cmd=argv, stdout=out, stderr=err)
-    if rc != 0:
-        mismatches = hash_mismatches(f"{err}\n{out}")
-        module.fail_json(
-            msg=mismatch_message(mismatches, wheelhouse, controller, list(file_hashes))
-            if mismatches
-            else f"pip install -r {p['requirements_file']} failed (pip's message below)",
-            **result,
-        )
-    module.exit_json(changed=True, **result)
+    choose = uv_installer if p["installer"] == "uv" else pip_installer
+    install_hashed(module, choose(module, manifest, file_hashes), file_hashes)
 
 
 def main() -> None:

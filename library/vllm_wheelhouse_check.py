@@ -5,10 +5,14 @@ wheelhouse.json that hash-checked installs need."""
 from __future__ import annotations
 
 import os
-from typing import List
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.vllm_fleet_hashes import ManifestError, manifest_message, read_manifest
+from ansible.module_utils.vllm_fleet_hashes import (
+    ManifestError,
+    manifest_message,
+    read_manifest,
+    wheelhouse_files,
+)
 from ansible.module_utils.vllm_fleet_torch import (
     missing_torch_wheel_message,
     torch_wheel_patterns,
@@ -97,15 +101,6 @@ patterns:
   returned: always
   sample: [torch-2.9.0+cu128-*.whl, torch-2.9.0-*.whl]
 """
-
-
-def wheelhouse_files(path: str) -> List[str]:
-    """Names of the files (or links to files) directly in `path`; none when it is no directory."""
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return []
-    return [n for n in names if os.path.isfile(os.path.join(path, n))]
 
 
 def main() -> None:

@@ -66,6 +66,15 @@ def manifest_hashes(data: object) -> Dict[str, str]:
     return hashes
 
 
+def wheelhouse_files(path: str) -> List[str]:
+    """Names of the files (or links to files) directly in `path`; none when it is no directory."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return []
+    return [n for n in names if os.path.isfile(os.path.join(path, n))]
+
+
 def manifest_path(wheelhouse: str) -> str:
     return os.path.join(wheelhouse, MANIFEST_FILE)
 

@@ -67,10 +67,13 @@ def prepared_host(podman_ready):
     host.sh(FAKE_NVCC)
     host.sh("mkdir -p /srv/deps/partial/cutlass")  # a staging dir that lacks most projects
     host.sh("mkdir -p /srv/wheelhouse-empty")  # an offline wheelhouse without torch
-    # One with the tag's torch but no wheelhouse.json: its wheels cannot be hash-checked.
+    # One with the tag's torch but no wheelhouse.json: its wheels cannot be hash-checked;
+    # and only another arch's uv, which vllm_source_installer uv cannot install here.
     host.sh(
         "mkdir -p /srv/wheelhouse-unhashed && "
-        ": > /srv/wheelhouse-unhashed/torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl"
+        ": > /srv/wheelhouse-unhashed/torch-2.13.0+cpu-cp311-cp311-linux_x86_64.whl && "
+        ": > /srv/wheelhouse-unhashed/"
+        "uv-0.13.9-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.whl"
     )
     yield host
     host.remove()

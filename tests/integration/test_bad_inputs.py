@@ -287,6 +287,21 @@ PREPARED_CASES = {
         {"vllm_source_pip_offline": True, "vllm_source_wheelhouse": "/srv/wheelhouse-unhashed"},
         ["/srv/wheelhouse-unhashed (vllm_source_wheelhouse) has no wheelhouse.json", "hash --dest"],
     ),
+    "offline wheelhouse without a uv wheel for the host": (
+        {
+            "vllm_source_installer": "uv",
+            "vllm_source_pip_offline": True,
+            "vllm_source_wheelhouse": "/srv/wheelhouse-unhashed",
+        },
+        [
+            "vllm_source_installer is uv",
+            "/srv/wheelhouse-unhashed (vllm_source_wheelhouse) holds no uv==0.13.9 wheel",
+            "(x86_64, glibc 2.36) can install: it has only uv-0.13.9-py3-none-",
+            "manylinux_2_17_aarch64.manylinux2014_aarch64.whl. Add it on the controller",
+            "python -m vllm_fleet.wheelhouse build --installer uv",
+            "vllm_source_installer: pip",
+        ],
+    ),
     "repository unreachable": (
         {
             "vllm_source_repo_url": "http://127.0.0.1:9/vllm.git",

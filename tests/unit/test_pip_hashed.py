@@ -436,6 +436,30 @@ def test_uv_without_its_binary_is_refused_with_the_fix(
     assert installed(venv) == {}
 
 
+@pytest.mark.parametrize("installer", ["pip", "uv"])
+def test_a_requirement_the_wheelhouse_lacks_is_refused_before_any_install_with_the_fix(
+    venv: Path,
+    wheelhouse: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+    capsys: pytest.CaptureFixture[str],
+    installer: str,
+) -> None:
+    extra = request.getfixturevalue("uv_args") if installer == "uv" else {}
+    args = module_args(venv, tmp_path, ["app", "absent==1.0"], wheelhouse=str(wheelhouse), **extra)
+    out = run_main(args, capsys)
+    assert out["failed"] is True
+    assert out["msg"] == (
+        f"{installer} cannot install app absent==1.0 from {wheelhouse} alone ({installer}'s "
+        "message below): add the missing wheels to the wheelhouse on the controller (python -m "
+        "vllm_fleet.wheelhouse build and check say which), then record them with "
+        "`python -m vllm_fleet.wheelhouse hash`"
+    )
+    assert "absent" in out["stderr"] and "--dry-run" in out["cmd"]
+    assert out["installed"] == [] and out["requirements_file"] == ""
+    assert not Path(args["requirements_file"]).exists() and installed(venv) == {}
+
+
 # --- pure functions, on pip's recorded output ----------------------------------------------
 
 # `pip install --dry-run --report` of pip 23.0.1 (Debian bookworm's), trimmed.
