@@ -273,3 +273,70 @@ def test_verify_reports_what_vllm_would_do_to_a_vision_language_checkpoint(tmp_p
     )
     assert "does not know the architecture Qwen9_VLForConditionalGeneration" in problems[1]
     assert problems[1].endswith("or drop it from vllm_source_verify_checkpoints.")
+
+
+def test_the_fleet_report_shows_what_each_host_served() -> None:
+    import importlib.util
+
+    from vllm_fleet.cli import report
+    from vllm_fleet.cli.model import Fleet, phase_of
+
+    spec = importlib.util.spec_from_file_location(
+        "render", ROOT / "tools" / "gpu-validation" / "render.py"
+    )
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    served = render.task_result((GPU_RUN / "vl-fp8.log").read_text(), render.VL_TASK)
+    refused = render.task_result((GPU_RUN / "vl-refused.log").read_text(), render.VL_TASK)
+    fleet = Fleet()
+    path = "/repo/roles/vllm_source/tasks/serve_check.yml:22"
+    for host, kind, res in (
+        ("h200-a", "runner_on_ok", served),
+        ("h200-b", "runner_on_failed", refused),
+    ):
+        data = {
+            "host": host,
+            "task": render.VL_TASK,
+            "task_path": path,
+            "task_action": "vllm_vl_check",
+            "res": res,
+        }
+        fleet.apply({"event": "runner_on_start", "event_data": dict(data, res={})})
+        fleet.apply({"event": kind, "event_data": data})
+    fleet.apply(
+        {
+            "event": "playbook_on_stats",
+            "event_data": {"ok": {"h200-a": 3}, "failures": {"h200-b": 1}},
+        }
+    )
+    rows = {r["host"]: r for r in report.rows(fleet)}
+    assert rows["h200-a"]["serve"] == served["summary"] and rows["h200-a"]["result"] == "ok"
+    assert rows["h200-b"]["result"] == "failed"
+    assert rows["h200-b"]["reason"].startswith(
+        "/srv/checkpoints/vl-shapes/fp8-vision-quantized: vLLM 0.22.0 would"
+    )
+    assert phase_of(path, "vllm_vl_check") == "serve"
+
+
+def test_serve_check_command_sets_the_playbooks_variables(monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from vllm_fleet.cli import app as cli
+
+    calls = []
+    monkeypatch.setattr(cli, "execute", lambda *a, **k: calls.append((a, k)) or 0)
+    argv = ["serve-check", "/models/vl-fp8", "--image", "/d/a.png", "--image", "/d/b.png"]
+    argv += ["--prompt", "What is it?", "--unquantized", "-l", "gpu-1"]
+    argv += ["-e", "vllm_source_user=svc"]
+    result = CliRunner().invoke(cli.app, argv)
+    assert result.exit_code == 0, result.output
+    ((args, kwargs),) = calls
+    assert args == ("serve-check", "playbooks/serve_check.yml") and kwargs["limit"] == "gpu-1"
+    assert kwargs["extravars"] == {
+        "vllm_source_user": "svc",
+        "vllm_source_serve_check_model": "/models/vl-fp8",
+        "vllm_source_serve_check_images": ["/d/a.png", "/d/b.png"],
+        "vllm_source_serve_check_prompt": "What is it?",
+        "vllm_source_serve_check_unquantized": True,
+    }
+    assert kwargs["columns"] == cli.SERVE_COLUMNS

@@ -4,6 +4,7 @@
     vllm-fleet status [-i INV] [-l LIMIT]
     vllm-fleet rollback [--to KEY]
     vllm-fleet check-checkpoint HOST PATH...
+    vllm-fleet serve-check PATH [--image FILE ...] [--prompt TEXT] [-l LIMIT]
     vllm-fleet stage sources|wheelhouse ...
     vllm-fleet replay RUN_DIR
 
@@ -325,6 +326,60 @@ def check_checkpoint(
         columns=CHECK_COLUMNS,
     )
     raise typer.Exit(code)
+
+
+@app.command("serve-check")
+def serve_check(
+    path: Annotated[str, typer.Argument(help="The checkpoint directory on every host.")],
+    image: Annotated[
+        Optional[List[str]],
+        typer.Option("--image", help="Image file on the hosts (repeatable); none: a test pattern."),
+    ] = None,
+    prompt: Annotated[
+        Optional[str], typer.Option("--prompt", help="The text after the images.")
+    ] = None,
+    unquantized: Annotated[
+        bool, typer.Option("--unquantized", help="Run a checkpoint that is not quantized.")
+    ] = False,
+    inventory: Optional[List[str]] = InventoryOpt,
+    limit: Optional[str] = LimitOpt,
+    extra_vars: Optional[List[str]] = ExtraOpt,
+    json_out: bool = JsonOpt,
+    plain: bool = PlainOpt,
+    report_path: Optional[Path] = ReportOpt,
+    markdown_path: Optional[Path] = MarkdownOpt,
+) -> None:
+    """Each host's current vLLM runs a vision-language checkpoint (playbooks/serve_check.yml)."""
+    extravars = parse_extra_vars(extra_vars)
+    extravars["vllm_source_serve_check_model"] = path
+    if image:
+        extravars["vllm_source_serve_check_images"] = list(image)
+    if prompt is not None:
+        extravars["vllm_source_serve_check_prompt"] = prompt
+    if unquantized:
+        extravars["vllm_source_serve_check_unquantized"] = True
+    code = execute(
+        "serve-check",
+        "playbooks/serve_check.yml",
+        inventory=inventory,
+        limit=limit,
+        extravars=extravars,
+        json_out=json_out,
+        plain=plain,
+        report_path=report_path,
+        markdown_path=markdown_path,
+        columns=SERVE_COLUMNS,
+    )
+    raise typer.Exit(code)
+
+
+SERVE_COLUMNS = (
+    ("host", "Host"),
+    ("vllm", "vLLM"),
+    ("serve", "Served"),
+    ("result", "Result"),
+    ("reason", "Reason"),
+)
 
 
 CHECK_COLUMNS = (

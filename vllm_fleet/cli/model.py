@@ -25,6 +25,7 @@ ENTRY_PHASES = {
     "rollback.yml": "rollback",
     "status.yml": "status",
     "check_checkpoint.yml": "check",
+    "serve_check.yml": "serve",
 }
 # user:password@ in a URL, as the role masks it (vars/main.yml's url credentials regex).
 _URL_CREDENTIALS = re.compile(r"//[^/@\s]+@")
@@ -222,6 +223,8 @@ class Fleet:
                     "checkpoints",
                 )
             }
+        elif action == "vllm_vl_check":
+            facts["serve"] = {"summary": res.get("summary"), "report": res.get("report") or {}}
         elif action == "vllm_release":
             args = (res.get("invocation") or {}).get("module_args") or {}
             if "switched_from" in res:

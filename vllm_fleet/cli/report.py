@@ -122,6 +122,7 @@ def row(fleet: Fleet, state: HostState) -> Dict[str, Any]:
             )
             for c in verify.get("checkpoints") or []
         ),
+        "serve": (facts.get("serve") or {}).get("summary") or "",
         "built": built,
         "duration": clock(None if state.duration is None else round(state.duration)),
         "duration_s": None if state.duration is None else round(state.duration, 1),
