@@ -214,6 +214,7 @@ def vllm_facts(path: str) -> Dict[str, Any]:
         "language_layers": {},
         "error": None,
         "load_error": None,
+        "class_error": None,
     }
     try:
         config = read_json_file(os.path.join(path, "config.json")) or {}
@@ -238,12 +239,16 @@ def vllm_facts(path: str) -> Dict[str, Any]:
         return facts
     try:
         quant_config = quant_config_of(model_config)
+    except Exception as exc:
+        facts["load_error"] = error_line(exc)
+        return facts
+    try:
         from vllm.model_executor.model_loader.utils import get_model_architecture
 
         model_class = get_model_architecture(model_config)[0]
         facts["mapping"] = apply_model_mapping(quant_config, model_class)
     except Exception as exc:
-        facts["load_error"] = error_line(exc)
+        facts["class_error"] = error_line(exc)
         return facts
     facts["quant_config"] = type(quant_config).__name__
     try:
@@ -353,6 +358,13 @@ def refusals(
         ]
     if facts.get("load_error"):
         return [f"{where}: vLLM {version} refuses its quantization config: {facts['load_error']}"]
+    if facts.get("class_error"):
+        names = ", ".join(facts.get("architectures") or [])
+        return [
+            f"{where}: vLLM {version} cannot import the model class of {names}: "
+            f"{facts['class_error']}: install what it needs into the release's venv (a "
+            "vision-language model needs torchvision) or run it on a host whose release has it"
+        ]
     problems = []
     minimum = facts.get("min_capability")
     if capability is not None and minimum is not None and capability < minimum:

@@ -188,3 +188,27 @@ def test_check_checkpoint_reads_a_users_checkpoint_as_vllm_loads_it(fleet):
     assert missing.returncode == 2
     (row,) = json_lines(missing.stdout)[-1]["hosts"]
     assert row["result"] == "failed" and "/srv/checkpoints/none" in row["reason"], row
+
+
+def test_serve_check_runs_the_checks_on_the_hosts_release(fleet):
+    # The host's release is vLLM 0.30.0 `empty` without a GPU: the checks run in its venv
+    # (vllm-fleet-vl's facts from the installed vLLM), no weight is loaded.
+    done = cli(fleet, "serve-check", FP8, "--check-only", "-l", fleet.good.name, "--json")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr
+    (row,) = json_lines(done.stdout)[-1]["hosts"]
+    assert (
+        row["serve"] == f"{FP8}: vLLM 0.30.0, modelopt, vision layers excluded 0/0: checks passed"
+    )
+    plain = "/srv/checkpoints/tiny-llama"
+    refused = cli(fleet, "serve-check", plain, "--check-only", "-l", fleet.good.name, "--json")
+    assert refused.returncode == 2
+    (row,) = json_lines(refused.stdout)[-1]["hosts"]
+    assert row["result"] == "failed", row
+    assert row["reason"].startswith(f"{plain}: not a ModelOpt checkpoint (vLLM 0.30.0 reads"), row
+    # Qwen2.5-VL's model class imports torchvision, which an `empty` release on torch's CPU
+    # wheel lacks: refused before any weight, saying so (the H200 run has it, and runs it).
+    vl_fp8 = "/srv/checkpoints/tiny-qwen2_5-vl-modelopt-fp8"
+    vl = cli(fleet, "serve-check", vl_fp8, "--check-only", "-l", fleet.good.name, "--json")
+    assert vl.returncode == 2
+    (row,) = json_lines(vl.stdout)[-1]["hosts"]
+    assert "cannot import the model class of Qwen2_5_VLForConditionalGeneration" in row["reason"]

@@ -108,6 +108,14 @@ def test_a_config_vllm_cannot_read_is_refused_first() -> None:
     ]
 
 
+def test_a_model_class_that_does_not_import_is_refused_with_the_fix() -> None:
+    facts = dict(recorded("0.30.0")["fp8-flat"], vision_layers={}, language_layers={})
+    facts["class_error"] = "ModuleNotFoundError: No module named 'torchvision'"
+    (message,) = vl.refusals(facts, capability=90)
+    assert "cannot import the model class of Qwen2_5_VLForConditionalGeneration" in message
+    assert "torchvision" in message and "release's venv" in message
+
+
 def test_error_line_drops_pydantics_footer() -> None:
     exc = ValueError(
         "1 validation error\n  Value error, no processor\n"
@@ -326,7 +334,7 @@ def test_serve_check_command_sets_the_playbooks_variables(monkeypatch) -> None:
     calls = []
     monkeypatch.setattr(cli, "execute", lambda *a, **k: calls.append((a, k)) or 0)
     argv = ["serve-check", "/models/vl-fp8", "--image", "/d/a.png", "--image", "/d/b.png"]
-    argv += ["--prompt", "What is it?", "--unquantized", "-l", "gpu-1"]
+    argv += ["--prompt", "What is it?", "--unquantized", "--check-only", "-l", "gpu-1"]
     argv += ["-e", "vllm_source_user=svc"]
     result = CliRunner().invoke(cli.app, argv)
     assert result.exit_code == 0, result.output
@@ -338,5 +346,6 @@ def test_serve_check_command_sets_the_playbooks_variables(monkeypatch) -> None:
         "vllm_source_serve_check_images": ["/d/a.png", "/d/b.png"],
         "vllm_source_serve_check_prompt": "What is it?",
         "vllm_source_serve_check_unquantized": True,
+        "vllm_source_serve_check_generate": False,
     }
     assert kwargs["columns"] == cli.SERVE_COLUMNS

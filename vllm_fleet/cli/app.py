@@ -4,7 +4,7 @@
     vllm-fleet status [-i INV] [-l LIMIT]
     vllm-fleet rollback [--to KEY]
     vllm-fleet check-checkpoint HOST PATH...
-    vllm-fleet serve-check PATH [--image FILE ...] [--prompt TEXT] [-l LIMIT]
+    vllm-fleet serve-check PATH [--image FILE ...] [--prompt TEXT] [--check-only] [-l LIMIT]
     vllm-fleet stage sources|wheelhouse ...
     vllm-fleet replay RUN_DIR
 
@@ -341,6 +341,9 @@ def serve_check(
     unquantized: Annotated[
         bool, typer.Option("--unquantized", help="Run a checkpoint that is not quantized.")
     ] = False,
+    check_only: Annotated[
+        bool, typer.Option("--check-only", help="Only the checks: load no weight.")
+    ] = False,
     inventory: Optional[List[str]] = InventoryOpt,
     limit: Optional[str] = LimitOpt,
     extra_vars: Optional[List[str]] = ExtraOpt,
@@ -358,6 +361,8 @@ def serve_check(
         extravars["vllm_source_serve_check_prompt"] = prompt
     if unquantized:
         extravars["vllm_source_serve_check_unquantized"] = True
+    if check_only:
+        extravars["vllm_source_serve_check_generate"] = False
     code = execute(
         "serve-check",
         "playbooks/serve_check.yml",
