@@ -215,6 +215,7 @@ def vllm_facts(path: str) -> Dict[str, Any]:
         "error": None,
         "load_error": None,
         "class_error": None,
+        "weights_error": None,
     }
     try:
         config = read_json_file(os.path.join(path, "config.json")) or {}
@@ -231,7 +232,10 @@ def vllm_facts(path: str) -> Dict[str, Any]:
     try:
         model_config = model_config_of(path)
     except Exception as exc:
-        facts["error"] = error_line(exc)
+        # vLLM inspects the model class while it builds the config; a class that does not
+        # import (a missing dependency) surfaces here as "failed to be inspected".
+        inspected = "failed to be inspected" in str(exc)
+        facts["class_error" if inspected else "error"] = error_line(exc)
         return facts
     quantization = getattr(model_config, "quantization", None)
     facts["quantization"] = str(quantization) if quantization else None
@@ -261,7 +265,12 @@ def vllm_facts(path: str) -> Dict[str, Any]:
     facts["tower_prefixes"] = prefixes
     mapper = getattr(model_class, "hf_to_vllm_mapper", None)
     legacy_rule = legacy_vision_rule(quant_config)
-    for module in linear_modules(weight_shapes(path)):
+    try:
+        shapes = weight_shapes(path)
+    except (OSError, ValueError, struct.error) as exc:
+        facts["weights_error"] = error_line(exc)
+        return facts
+    for module in linear_modules(shapes):
         name = mapped_name(mapper, module + ".weight")
         if name is None or not name.endswith(".weight"):
             continue
@@ -304,6 +313,13 @@ def architecture_refusals(facts: Dict[str, Any]) -> List[str]:
             f"{where}: vLLM {version} does not know the architecture {names} (not in its "
             "ModelRegistry): set vllm_source_version to a vLLM tag that supports it and rebuild"
         ]
+    if facts.get("class_error"):
+        names = ", ".join(facts["architectures"])
+        return [
+            f"{where}: vLLM {version} cannot import the model class of {names}: "
+            f"{facts['class_error']}: install what it needs into the release's venv (a "
+            "vision-language model needs torchvision) or run it on a host whose release has it"
+        ]
     return []
 
 
@@ -312,6 +328,11 @@ def layer_refusals(facts: Dict[str, Any]) -> List[str]:
     tower it would quantize although the checkpoint keeps it unquantized, or a language
     model with no quantized layer. Empty when the layers are as exported."""
     where, version = facts.get("path", "the checkpoint"), facts.get("vllm_version", "?")
+    if facts.get("weights_error"):
+        return [
+            f"{where}: its safetensors headers cannot be read: {facts['weights_error']}: make "
+            "the checkpoint readable by the user that runs vLLM (chmod -R a+rX)"
+        ]
     problems = []
     vision = facts.get("vision_layers") or {}
     quantized_vision = sorted(name for name, excluded in vision.items() if not excluded)
@@ -358,13 +379,7 @@ def refusals(
         ]
     if facts.get("load_error"):
         return [f"{where}: vLLM {version} refuses its quantization config: {facts['load_error']}"]
-    if facts.get("class_error"):
-        names = ", ".join(facts.get("architectures") or [])
-        return [
-            f"{where}: vLLM {version} cannot import the model class of {names}: "
-            f"{facts['class_error']}: install what it needs into the release's venv (a "
-            "vision-language model needs torchvision) or run it on a host whose release has it"
-        ]
+
     problems = []
     minimum = facts.get("min_capability")
     if capability is not None and minimum is not None and capability < minimum:

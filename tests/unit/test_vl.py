@@ -46,6 +46,28 @@ def recorded(version: str) -> Dict[str, Dict[str, Any]]:
     return json.loads(RECORDED[version].read_text())
 
 
+def shapes_of_the_export(tmp_path: Path):
+    """The FP8 export's recorded config files, an empty weights file, and every shape."""
+    export = tmp_path / "export"
+    export.mkdir()
+    for name in ("config.json", "hf_quant_config.json"):
+        (export / name).write_text((EXPORT / name).read_text())
+    (export / "model.safetensors").write_bytes(b"")
+    return export, write_vl_shapes(export, tmp_path / "shapes")
+
+
+def load_render():
+    """tools/gpu-validation/render.py, which reads the GPU run's logs."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "render", ROOT / "tools" / "gpu-validation" / "render.py"
+    )
+    render = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(render)
+    return render
+
+
 @pytest.mark.parametrize("version", sorted(RECORDED))
 @pytest.mark.parametrize("shape", sorted(REFUSAL))
 def test_every_shape_is_decided_as_the_recorded_vllm_reads_it(version: str, shape: str) -> None:
@@ -114,6 +136,26 @@ def test_a_model_class_that_does_not_import_is_refused_with_the_fix() -> None:
     (message,) = vl.refusals(facts, capability=90)
     assert "cannot import the model class of Qwen2_5_VLForConditionalGeneration" in message
     assert "torchvision" in message and "release's venv" in message
+    # Also when vLLM's ModelConfig reports it (the inspection of the class), unquantized or not.
+    inspected = (
+        "ValidationError: Value error, Model architectures "
+        "['Qwen2_5_VLForConditionalGeneration'] failed to be inspected."
+    )
+    facts = dict(recorded("0.30.0")["unquantized"], class_error=inspected)
+    (message,) = vl.refusals(facts, unquantized=True)
+    assert "cannot import the model class" in message and "failed to be inspected" in message
+
+
+def test_weights_this_user_cannot_read_are_refused_with_the_fix(tmp_path: Path) -> None:
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(b"\x08")  # not even a header length
+    with pytest.raises(struct.error):
+        vl.weight_shapes(str(tmp_path))
+    facts = dict(recorded("0.30.0")["fp8-flat"], vision_layers={}, language_layers={})
+    facts["weights_error"] = "PermissionError: [Errno 13] Permission denied: 'model.safetensors'"
+    (message,) = vl.refusals(facts, capability=90)
+    assert "safetensors headers cannot be read: PermissionError" in message
+    assert "chmod -R a+rX" in message
 
 
 def test_error_line_drops_pydantics_footer() -> None:
@@ -125,12 +167,7 @@ def test_error_line_drops_pydantics_footer() -> None:
 
 
 def test_the_shapes_carry_the_exclusions_they_are_named_for(tmp_path: Path) -> None:
-    export = tmp_path / "export"
-    export.mkdir()
-    for name in ("config.json", "hf_quant_config.json"):
-        (export / name).write_text((EXPORT / name).read_text())
-    (export / "model.safetensors").write_bytes(b"")
-    shapes = write_vl_shapes(export, tmp_path / "shapes")
+    export, shapes = shapes_of_the_export(tmp_path)
     assert sorted(shapes) == sorted(REFUSAL)
 
     def read(shape: str, name: str) -> Dict[str, Any]:
@@ -242,13 +279,7 @@ def test_the_command_line_follows_the_parameters() -> None:
 
 
 def test_the_summary_line_of_the_gpu_runs() -> None:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        "render", ROOT / "tools" / "gpu-validation" / "render.py"
-    )
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = load_render()
     fp8 = render.task_result((GPU_RUN / "vl-fp8.log").read_text(), render.VL_TASK)
     line = module.summary_line(fp8["report"])
     assert line == fp8["summary"]
@@ -259,12 +290,7 @@ def test_the_summary_line_of_the_gpu_runs() -> None:
 
 
 def test_verify_reports_what_vllm_would_do_to_a_vision_language_checkpoint(tmp_path: Path) -> None:
-    export = tmp_path / "export"
-    export.mkdir()
-    for name in ("config.json", "hf_quant_config.json"):
-        (export / name).write_text((EXPORT / name).read_text())
-    (export / "model.safetensors").write_bytes(b"")
-    shapes = write_vl_shapes(export, tmp_path / "shapes")
+    _, shapes = shapes_of_the_export(tmp_path)
     facts = recorded("0.22.0")
     probed = {
         str(shapes[name]): {"quantization": facts[name]["quantization"], "error": None,
@@ -284,16 +310,10 @@ def test_verify_reports_what_vllm_would_do_to_a_vision_language_checkpoint(tmp_p
 
 
 def test_the_fleet_report_shows_what_each_host_served() -> None:
-    import importlib.util
-
     from vllm_fleet.cli import report
     from vllm_fleet.cli.model import Fleet, phase_of
 
-    spec = importlib.util.spec_from_file_location(
-        "render", ROOT / "tools" / "gpu-validation" / "render.py"
-    )
-    render = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(render)
+    render = load_render()
     served = render.task_result((GPU_RUN / "vl-fp8.log").read_text(), render.VL_TASK)
     refused = render.task_result((GPU_RUN / "vl-refused.log").read_text(), render.VL_TASK)
     fleet = Fleet()
